@@ -1,0 +1,123 @@
+"""The shared bumble radio ("the air") that simulated meters and our bleak backend meet on.
+
+Two ways to build one:
+
+* ``BumbleAir()``: an in-process :class:`bumble.link.LocalLink`. Every device created on it gets its
+  own virtual controller on the link, so a simulated meter and the gateway's central talk real
+  ATT/GATT/SMP with no radio, no root and no OS Bluetooth (bumble's own TwoDevices pattern).
+* ``BumbleAir.from_moniker("tcp-client:127.0.0.1:9000")``: the central's host runs over an HCI
+  transport (bumble moniker). On the other end is a controller: a USB dongle (``usb:0``), or the
+  virtual controller that ``anjia sim run --transport tcp-server:_:9000`` exposes (see
+  :meth:`BumbleAir.expose`). One transport is opened once and shared by scanner and client.
+
+IO module: only the device layer's bumble backend and :mod:`firmware_sim` use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any
+
+from bumble.controller import Controller
+from bumble.device import Device
+from bumble.hci import Address
+from bumble.host import Host
+from bumble.link import LocalLink
+from bumble.transport import open_transport
+from bumble.transport.common import AsyncPipeSink
+
+__all__ = ["BumbleAir"]
+
+_LOGGER = logging.getLogger(__name__)
+_counter = itertools.count(1)
+
+
+def _static_address(n: int) -> str:
+    # Random static addresses have the two top bits set (Core Vol 6 Part B 1.3.2.1).
+    return f"C0:00:00:00:{(n >> 8) & 0xFF:02X}:{n & 0xFF:02X}"
+
+
+class BumbleAir:
+    """One shared link or transport; create devices on it with :meth:`create_device`."""
+
+    def __init__(self, link: LocalLink | None = None) -> None:
+        self.link = link or LocalLink()
+        self._host_transport: Any = None
+        self._host_device: Device | None = None
+        self._host_lock = asyncio.Lock()
+        self._moniker: str | None = None
+        self._exposed: list[Any] = []
+
+    @classmethod
+    def from_moniker(cls, moniker: str) -> BumbleAir:
+        """An air whose central runs over a bumble HCI transport (``tcp-client:host:port``,
+        ``usb:0``, ``serial:/dev/ttyACM0``, ...). Opened lazily, once."""
+        air = cls()
+        air._moniker = moniker
+        return air
+
+    @property
+    def moniker(self) -> str | None:
+        return self._moniker
+
+    def new_address(self) -> str:
+        return _static_address(next(_counter))
+
+    async def create_device(self, name: str, address: str | None = None) -> Device:
+        """A powered-off bumble Device with its own virtual controller on the in-process link."""
+        addr = Address(address or self.new_address(), Address.RANDOM_DEVICE_ADDRESS)
+        controller = Controller(f"ctrl-{name}", link=self.link)
+        host = Host(controller, AsyncPipeSink(controller))
+        return Device(name, addr, host=host)
+
+    async def central_device(self, name: str = "anjia-gateway") -> Device:
+        """The powered-on central shared by our bleak scanner and client backends.
+
+        In-process it is a fresh device on the link; over a transport it is the single host that
+        owns the transport (a transport cannot be opened twice)."""
+        async with self._host_lock:
+            if self._host_device is not None:
+                return self._host_device
+            if self._moniker is None:
+                device = await self.create_device(name)
+            else:
+                _LOGGER.info("opening bumble transport %s", self._moniker)
+                self._host_transport = await open_transport(self._moniker)
+                device = Device.with_hci(
+                    name,
+                    Address(self.new_address(), Address.RANDOM_DEVICE_ADDRESS),
+                    self._host_transport.source,
+                    self._host_transport.sink,
+                )
+            await device.power_on()
+            self._host_device = device
+            return device
+
+    async def expose(self, moniker: str) -> None:
+        """Put one more virtual controller on this link whose HCI side is served on a transport
+        (``tcp-server:_:9000``), so a host in another process can join the simulated air."""
+        transport = await open_transport(moniker)
+        Controller(
+            f"exposed-{len(self._exposed)}",
+            host_source=transport.source,
+            host_sink=transport.sink,
+            link=self.link,
+        )
+        self._exposed.append(transport)
+        _LOGGER.info("virtual controller exposed on %s", moniker)
+
+    async def close(self) -> None:
+        if self._host_device is not None:
+            try:
+                await self._host_device.power_off()
+            except Exception:
+                _LOGGER.debug("power_off failed while closing", exc_info=True)
+            self._host_device = None
+        if self._host_transport is not None:
+            await self._host_transport.close()
+            self._host_transport = None
+        for transport in self._exposed:
+            await transport.close()
+        self._exposed.clear()
