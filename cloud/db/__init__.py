@@ -1,0 +1,1 @@
+"""The health record database: ORM rows, engine, migrations runner and repositories."""

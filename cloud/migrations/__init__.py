@@ -1,0 +1,1 @@
+"""Alembic migrations of the health record database (run by ``cloud.db.migrate``)."""
