@@ -1,8 +1,9 @@
 """The MQTT section of the gateway settings (``ANJIA_GATEWAY__MQTT__*``), docs/mqtt.md.
 
-Embedded by :class:`gateway.settings.GatewaySettings` as ``mqtt``; :class:`gateway.mqtt.MqttPublisher`
-takes only this section. Every field has a default so that a development gateway starts against a
-local broker; production sets ``tls``, ``ca_file``, ``username`` and ``password``.
+Embedded by :class:`gateway.settings.GatewaySettings` as ``mqtt``; the publisher
+(:class:`gateway.mqtt.MqttPublisher`) takes only this section. Every field has a default so that a
+development gateway starts against a local broker; production sets ``tls``, ``ca_file``,
+``username`` and ``password``.
 """
 
 from __future__ import annotations
