@@ -1,0 +1,279 @@
+"""The SQLite outbox (gateway/outbox.py, docs/mqtt.md "Outbox"): a real SQLite file per test."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from device_drivers.model import DeviceIdentity, DeviceKind, GlucoseReading
+from gateway.contract import ContractError, ReadingMessage, decode_reading, from_reading
+from gateway.outbox import FILL_LEVELS, OutboxError, RejectedReading, SqliteOutbox
+
+T0 = datetime(2026, 3, 1, 7, 30, tzinfo=UTC)
+
+
+def meter(n: int) -> DeviceIdentity:
+    return DeviceIdentity(
+        f"C0:00:00:00:00:{n:02X}", DeviceKind.GLUCOSE_METER, system_id=f"{n:016x}"
+    )
+
+
+def reading(seq: int, device: int = 1, *, mmol: float = 6.0) -> ReadingMessage:
+    return from_reading(
+        GlucoseReading(
+            meter(device),
+            seq,
+            datetime(2026, 3, 1, 8, 0) + timedelta(minutes=seq),
+            T0 + timedelta(minutes=seq),
+            T0 + timedelta(minutes=seq),
+            mmol,
+            mmol / 1000,
+            "mol/L",
+        ),
+        "p-1",
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path, clock: Clock) -> Iterator[SqliteOutbox]:
+    with SqliteOutbox(tmp_path / "outbox.db", capacity=100, urgent_reserve=5, clock=clock) as box:
+        yield box
+
+
+def drain(outbox: SqliteOutbox, max_n: int = 10) -> list[ReadingMessage]:
+    out = []
+    while (batch := outbox.next_batch(max_n)) is not None:
+        out.extend(decode_reading(p) for p in batch.payloads)
+        outbox.ack(batch.reading_ids)
+    return out
+
+
+def test_readings_come_out_in_arrival_order_per_device(outbox: SqliteOutbox) -> None:
+    outbox.add([reading(1, 1), reading(1, 2), reading(2, 1)])
+    outbox.add([reading(2, 2), reading(3, 1)])
+    got = drain(outbox, max_n=2)
+    by_device: dict[str, list[int | None]] = {}
+    for r in got:
+        by_device.setdefault(r.device.key, []).append(r.sequence_number)
+    assert by_device == {meter(1).key: [1, 2, 3], meter(2).key: [1, 2]}
+    assert [r.sequence_number for r in got] == [1, 1, 2, 2, 3]
+    assert outbox.depth() == 0
+
+
+def test_add_is_idempotent_on_reading_id(outbox: SqliteOutbox) -> None:
+    first = outbox.add([reading(1), reading(2)])
+    again = outbox.add([reading(2), reading(3), reading(1)])
+    assert first.added == (reading(1).reading_id, reading(2).reading_id)
+    assert again.added == (reading(3).reading_id,)
+    assert set(again.duplicates) == {reading(1).reading_id, reading(2).reading_id}
+    assert again.stored == {reading(i).reading_id for i in (1, 2, 3)}
+    assert outbox.depth() == 3
+    assert len(drain(outbox)) == 3
+
+
+def test_a_batch_is_in_flight_until_the_cloud_acks_it_not_on_puback(outbox: SqliteOutbox) -> None:
+    outbox.add([reading(i) for i in range(5)])
+    batch = outbox.next_batch(3)
+    assert batch is not None
+    assert batch.reading_ids == tuple(reading(i).reading_id for i in range(3))
+    assert not batch.urgent
+    assert outbox.in_flight_ids(batch.message_id) == batch.reading_ids
+    assert outbox.mark_published([batch.message_id]) == 3
+    stats = outbox.stats()
+    assert (stats.pending, stats.in_flight, stats.depth) == (2, 3, 5)
+    # a second batch does not hand out in-flight readings again
+    second = outbox.next_batch(10)
+    assert second is not None
+    assert second.reading_ids == (reading(3).reading_id, reading(4).reading_id)
+    assert second.message_id != batch.message_id
+    assert outbox.next_batch(10) is None
+    # the ack removes exactly what it names; unknown and repeated ids are harmless
+    assert outbox.ack([*batch.reading_ids[:2], "0" * 32]) == 2
+    assert outbox.ack(batch.reading_ids[:2]) == 0
+    assert outbox.depth() == 3
+
+
+def test_unacked_readings_are_requeued_and_replayed(outbox: SqliteOutbox, clock: Clock) -> None:
+    outbox.add([reading(i) for i in range(4)])
+    old = outbox.next_batch(2)
+    clock.now += 100
+    new = outbox.next_batch(2)
+    assert old is not None
+    assert new is not None
+    assert outbox.requeue_unacked(older_than=clock.now - 50) == 2  # only the old batch
+    replay = outbox.next_batch(10)
+    assert replay is not None
+    assert replay.reading_ids == old.reading_ids  # back in their original order
+    assert outbox.requeue_unacked() == 4  # after a reconnect: everything in flight
+    assert outbox.stats().pending == 4
+    # an ack for a replayed reading still removes it, whichever message carried it
+    assert outbox.ack(old.reading_ids) == 2
+    assert [r.sequence_number for r in drain(outbox)] == [2, 3]
+
+
+def test_urgent_readings_jump_the_queue_and_travel_alone(outbox: SqliteOutbox) -> None:
+    outbox.add([reading(i) for i in range(5)])
+    outbox.add([reading(50, mmol=2.5)], urgent=True)
+    outbox.add([msgspec.structs.replace(reading(51, mmol=2.4), urgent=True)])  # urgent by message
+    first = outbox.next_batch(10)
+    assert first is not None
+    assert first.urgent
+    assert first.reading_ids == (reading(50).reading_id, reading(51).reading_id)
+    assert outbox.next_batch(10, urgent_only=True) is None
+    rest = outbox.next_batch(10)
+    assert rest is not None
+    assert not rest.urgent
+    assert len(rest.reading_ids) == 5
+
+
+def test_a_known_reading_added_again_as_urgent_becomes_urgent(outbox: SqliteOutbox) -> None:
+    outbox.add([reading(1), reading(2)])
+    result = outbox.add([reading(2)], urgent=True)
+    assert result.duplicates == (reading(2).reading_id,)
+    batch = outbox.next_batch(10, urgent_only=True)
+    assert batch is not None
+    assert batch.reading_ids == (reading(2).reading_id,)
+
+
+def test_full_outbox_refuses_new_readings_and_never_drops_stored_ones(tmp_path: Path) -> None:
+    box = SqliteOutbox(tmp_path / "o.db", capacity=10, urgent_reserve=2)
+    first = box.add([reading(i) for i in range(7)])
+    assert first.warnings == ()
+    second = box.add([reading(i) for i in range(7, 9)])
+    assert [w.level for w in second.warnings] == [FILL_LEVELS[0]]  # 8 of 10: 80 %
+    third = box.add([reading(i) for i in range(9, 13)])
+    assert third.added == (reading(9).reading_id,)
+    assert third.refused == tuple(reading(i).reading_id for i in range(10, 13))
+    assert [w.level for w in third.warnings] == [FILL_LEVELS[1], 1.0]  # 95 %, then refusing
+    assert third.warnings[-1].full
+    # a duplicate of a stored reading is still recognised when full (not refused)
+    assert box.add([reading(0)]).duplicates == (reading(0).reading_id,)
+    # urgent readings still get in, up to the reserve
+    urgent = box.add([reading(20, mmol=2.0), reading(21, mmol=2.0), reading(22)], urgent=True)
+    assert len(urgent.added) == 2
+    assert urgent.refused == (reading(22).reading_id,)
+    stats = box.stats()
+    assert stats.depth == 12
+    assert stats.refused_total == 4
+    assert stats.urgent_pending == 2
+    # everything stored is still there, in order; draining re-arms the warnings
+    out = drain(box, max_n=4)
+    assert [r.sequence_number for r in out] == [20, 21, *range(10)]
+    again = box.add([reading(i) for i in range(100, 109)])
+    assert [w.level for w in again.warnings] == [FILL_LEVELS[0]]
+    box.close()
+
+
+def test_rejected_readings_are_kept_aside_and_retryable_ones_return(outbox: SqliteOutbox) -> None:
+    outbox.add([reading(1), reading(2), reading(3)])
+    batch = outbox.next_batch(10)
+    assert batch is not None
+    moved = outbox.reject(
+        [
+            RejectedReading(reading(1).reading_id, "unsupported_kind", "no"),
+            RejectedReading(reading(2).reading_id, "db_busy", retryable=True),
+        ]
+    )
+    assert moved == 1
+    assert outbox.rejected_readings() == [
+        RejectedReading(reading(1).reading_id, "unsupported_kind", "no")
+    ]
+    stats = outbox.stats()
+    assert (stats.pending, stats.in_flight, stats.rejected) == (1, 1, 1)
+    assert outbox.depth() == 2
+
+
+def test_reopening_the_file_keeps_every_state(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "o.db"
+    box = SqliteOutbox(path, clock=clock)
+    box.add([reading(i) for i in range(6)])
+    box.add([reading(99, mmol=2.0)], urgent=True)
+    in_flight = box.next_batch(1)  # the urgent one
+    assert in_flight is not None
+    acked = box.next_batch(2)
+    assert acked is not None
+    box.ack(acked.reading_ids)
+    box.reject([RejectedReading(reading(2).reading_id, "invalid")])
+    box.close()
+
+    reopened = SqliteOutbox(path, clock=clock)
+    stats = reopened.stats()
+    assert (stats.pending, stats.in_flight, stats.rejected) == (3, 1, 1)
+    assert reopened.depth() == 4
+    assert reopened.in_flight_ids(in_flight.message_id) == in_flight.reading_ids
+    assert reopened.requeue_unacked() == 1
+    assert [r.sequence_number for r in drain(reopened)] == [99, 3, 4, 5]
+    reopened.close()
+
+
+def test_a_crash_between_reserve_and_ack_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = SqliteOutbox(path)
+    box.add([reading(i) for i in range(3)])
+    assert box.next_batch(10) is not None
+    # no close(): the process "dies" with the connection open
+    del box
+    reopened = SqliteOutbox(path)
+    reopened.requeue_unacked()
+    assert [r.sequence_number for r in drain(reopened)] == [0, 1, 2]
+    reopened.close()
+
+
+def test_file_is_in_wal_mode_and_adds_are_synchronous_full(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = SqliteOutbox(path)
+    box.add([reading(1)])
+    with sqlite3.connect(path) as other:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert box._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL between adds
+    box.close()
+
+
+def test_a_reading_the_wire_cannot_carry_is_refused_before_storing(outbox: SqliteOutbox) -> None:
+    bad = msgspec.structs.replace(reading(1), person_ref="p" * 500)
+    with pytest.raises(ContractError):
+        outbox.add([reading(2), bad])
+    assert outbox.depth() == 0
+
+
+def test_a_file_from_a_newer_gateway_or_garbage_is_refused_not_recreated(tmp_path: Path) -> None:
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as db:
+        db.execute("PRAGMA user_version=99")
+    with pytest.raises(OutboxError) as err:
+        SqliteOutbox(newer)
+    assert err.value.path == newer
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(OutboxError):
+        SqliteOutbox(garbage)
+    assert garbage.read_bytes() == b"this is not a database" * 100
+
+
+def test_big_acks_and_batches_cross_the_sql_variable_limit(tmp_path: Path) -> None:
+    box = SqliteOutbox(tmp_path / "o.db", capacity=5_000)
+    box.add([reading(i) for i in range(1_200)])
+    batch = box.next_batch(1_200)
+    assert batch is not None
+    assert len(batch.reading_ids) == 1_200
+    assert box.ack(batch.reading_ids) == 1_200
+    assert box.depth() == 0
+    box.close()
