@@ -109,8 +109,10 @@ class QualityLimits:
             ("pulse_min_bpm", "pulse_max_bpm"),
         ):
             lo, hi = getattr(self, lo_name), getattr(self, hi_name)
-            if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
-                raise ThresholdError(lo_name, lo, f"needs 0 <= {lo_name} < {hi_name} ({hi})")
+            if not (math.isfinite(lo) and lo >= 0):
+                raise ThresholdError(lo_name, lo, "needs a finite value >= 0")
+            if not (math.isfinite(hi) and hi > lo):
+                raise ThresholdError(hi_name, hi, f"needs a finite value above {lo_name} ({lo})")
         fraction = self.narrow_pulse_pressure_fraction
         if not 0 <= fraction < 1:
             raise ThresholdError("narrow_pulse_pressure_fraction", fraction, "needs 0 <= f < 1")
