@@ -83,7 +83,7 @@ class SFloatValue:
         return encode_sfloat(self.value).to_bytes(2, "little")
 
     def to_dict(self) -> dict[str, object]:
-        return self.value.to_dict()
+        return {"raw": f"0x{encode_sfloat(self.value):04x}", **self.value.to_dict()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ class FloatValue:
         return encode_float(self.value).to_bytes(4, "little")
 
     def to_dict(self) -> dict[str, object]:
-        return self.value.to_dict()
+        return {"raw": f"0x{encode_float(self.value):08x}", **self.value.to_dict()}
 
 
 @dataclass(frozen=True, slots=True)
