@@ -35,13 +35,16 @@ class MqttSettings(BaseModel):
     )
     cert_file: Path | None = Field(default=None, description="client certificate (mutual TLS)")
     key_file: Path | None = None
-    tls_server_name: str | None = Field(
-        default=None, description="name to verify in the broker's certificate, if not `host`"
-    )
     username: str | None = Field(default=None, description="per gateway; the ACLs use it")
     password: SecretStr | None = None
     client_id: str | None = Field(default=None, description="default: anjia-gw-<gateway id>")
     keepalive_s: int = Field(default=60, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        default=86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="broker keeps the session (acks sent while offline) this long; 0: clean",
+    )
     reconnect_min_s: float = Field(default=1.0, gt=0, le=60)
     reconnect_max_s: float = Field(default=60.0, gt=0, le=3600)
     batch_max_readings: int = Field(

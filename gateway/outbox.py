@@ -29,10 +29,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from gateway.contract import ReadingMessage, encode_reading
+from gateway.contract import (
+    SCHEMA_VERSION,
+    EventMessage,
+    EventType,
+    ReadingMessage,
+    encode_reading,
+)
 
 __all__ = [
     "FILL_LEVELS",
@@ -100,6 +107,27 @@ class FillWarning:
     @property
     def full(self) -> bool:
         return self.level >= 1.0
+
+    def to_event(self, gateway_id: str, occurred_at: datetime, event_id: str) -> EventMessage:
+        """The loud event for the cloud (docs/mqtt.md "Outbox": nothing is dropped silently)."""
+        pct = round(self.level * 100)
+        if self.full:
+            zh = "网关缓存已满：新读数暂留在设备中，联网后自动补传。"
+            en = "Gateway buffer full: new readings stay on the meters until the link is back."
+        else:
+            zh = f"网关缓存已用 {pct}%：请检查网络连接。"
+            en = f"Gateway buffer {pct}% full: check the internet connection."
+        return EventMessage(
+            schema_version=SCHEMA_VERSION,
+            gateway_id=gateway_id,
+            event_id=event_id,
+            occurred_at=occurred_at,
+            type=(EventType.OUTBOX_FULL if self.full else EventType.OUTBOX_FILLING).value,
+            severity="critical" if self.level >= FILL_LEVELS[-1] else "warning",
+            message_zh=zh,
+            message_en=en,
+            detail={"depth": self.depth, "capacity": self.capacity, "level": self.level},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,22 +439,22 @@ class SqliteOutbox:
             _LOGGER.warning("the cloud rejected %d readings; kept in the rejected table", moved)
         return moved
 
-    def requeue_unacked(self, older_than: float | None = None) -> int:
-        """Return in-flight readings sent before ``older_than`` (all when None) to pending."""
+    def requeue_unacked(
+        self, older_than: float | None = None, *, published_only: bool = False
+    ) -> int:
+        """Return in-flight readings to pending: those sent before ``older_than`` (all when
+        None), and with ``published_only`` only those the broker had PUBACKed."""
+        sql = "UPDATE readings SET state = 0, message_id = NULL WHERE state = 1"
+        params: list[object] = []
+        if older_than is not None:
+            sql += " AND sent_at < ?"
+            params.append(older_than)
+        if published_only:
+            sql += " AND puback_at IS NOT NULL"
         with self._lock:
             self._db.execute("BEGIN")
-            if older_than is None:
-                cur = self._db.execute(
-                    "UPDATE readings SET state = 0, message_id = NULL WHERE state = 1"
-                )
-            else:
-                cur = self._db.execute(
-                    "UPDATE readings SET state = 0, message_id = NULL "
-                    "WHERE state = 1 AND sent_at < ?",
-                    (older_than,),
-                )
+            count = self._db.execute(sql, params).rowcount
             self._db.execute("COMMIT")
-            count = cur.rowcount
         if count:
             _LOGGER.info("requeued %d unacknowledged readings", count)
         return count

@@ -277,3 +277,25 @@ def test_big_acks_and_batches_cross_the_sql_variable_limit(tmp_path: Path) -> No
     assert box.ack(batch.reading_ids) == 1_200
     assert box.depth() == 0
     box.close()
+
+
+def test_requeue_can_be_limited_to_what_the_broker_acknowledged(outbox: SqliteOutbox) -> None:
+    outbox.add([reading(i) for i in range(4)])
+    published = outbox.next_batch(2)
+    unpublished = outbox.next_batch(2)
+    assert published is not None
+    assert unpublished is not None
+    outbox.mark_published([published.message_id])
+    assert outbox.requeue_unacked(published_only=True) == 2
+    assert outbox.in_flight_ids(unpublished.message_id) == unpublished.reading_ids
+
+
+def test_fill_warnings_become_loud_events(tmp_path: Path) -> None:
+    box = SqliteOutbox(tmp_path / "o.db", capacity=10, urgent_reserve=0)
+    result = box.add([reading(i) for i in range(12)])
+    events = [w.to_event("gw-1", T0, f"e-{n}") for n, w in enumerate(result.warnings)]
+    assert [e.type for e in events] == ["outbox_filling", "outbox_filling", "outbox_full"]
+    assert [e.severity for e in events] == ["warning", "critical", "critical"]
+    assert events[-1].detail == {"depth": 10, "capacity": 10, "level": 1.0}
+    assert all(e.message_zh and e.message_en for e in events)
+    box.close()
