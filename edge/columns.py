@@ -18,11 +18,12 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from device_drivers.model import GlucoseReading, Reading, ReadingFlag
+from device_drivers.model import BloodPressureReading, GlucoseReading, Reading, ReadingFlag
 
 __all__ = ["NAN", "BatchColumns", "naive_epoch_s"]
 
 NAN: Final = float("nan")
+_NAIVE_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC).replace(tzinfo=None)
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -36,10 +37,6 @@ def naive_epoch_s(value: datetime) -> float:
 
 def _opt(value: float | None) -> float:
     return NAN if value is None else float(value)
-
-
-def _epoch(value: datetime | None) -> float:
-    return NAN if value is None else value.timestamp()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -111,28 +108,44 @@ class BatchColumns:
         bp_has: list[tuple[bool, bool]] = []
         flagged_rows: list[int] = []
         key_codes: dict[str, int] = {}
+        code_of_object: dict[int, int] = {}  # id(DeviceIdentity) -> code: .key is a property
         for i, r in enumerate(batch):
-            codes.append(key_codes.setdefault(r.device.key, len(key_codes)))
-            seq.append(_opt(r.sequence_number))
-            measured.append(_epoch(r.measured_at))
-            dt = r.device_time
-            device_time.append(NAN if dt is None else naive_epoch_s(dt))
+            device = r.device
+            code = code_of_object.get(id(device))
+            if code is None:
+                code = key_codes.setdefault(device.key, len(key_codes))
+                code_of_object[id(device)] = code
+            codes.append(code)
+            value: float | None = r.sequence_number
+            seq.append(NAN if value is None else value)
+            at = r.measured_at
+            measured.append(NAN if at is None else at.timestamp())
+            at = r.device_time
+            if at is None:
+                device_time.append(NAN)
+            elif at.tzinfo is None:
+                device_time.append((at - _NAIVE_EPOCH).total_seconds())
+            else:
+                device_time.append(naive_epoch_s(at))
             received.append(r.received_at.timestamp())
-            skew.append(_opt(r.clock_skew_s))
+            value = r.clock_skew_s
+            skew.append(NAN if value is None else value)
             if r.flags:
                 flagged_rows.append(i)
             if isinstance(r, GlucoseReading):
                 glucose_rows.append(i)
-                glucose_values.append(_opt(r.glucose_mmol_l))
-                glucose_has.append(r.glucose_mmol_l is not None)
+                value = r.glucose_mmol_l
+                glucose_values.append(NAN if value is None else value)
+                glucose_has.append(value is not None)
                 glucose_meta.append((_opt(r.sample_type), _opt(r.sample_location), r.sensor_status))
-            else:
+            elif isinstance(r, BloodPressureReading):
                 bp_rows.append(i)
-                bp_has.append((r.systolic_mmhg is not None, r.diastolic_mmhg is not None))
+                systolic_v, diastolic_v = r.systolic_mmhg, r.diastolic_mmhg
+                bp_has.append((systolic_v is not None, diastolic_v is not None))
                 bp_values.append(
                     (
-                        _opt(r.systolic_mmhg),
-                        _opt(r.diastolic_mmhg),
+                        NAN if systolic_v is None else systolic_v,
+                        NAN if diastolic_v is None else diastolic_v,
                         _opt(r.mean_arterial_mmhg),
                         _opt(r.pulse_bpm),
                     )
