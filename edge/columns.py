@@ -67,6 +67,7 @@ class BatchColumns:
     control_solution: Bools
     value_missing: Bools
     time_fault: Bools  # TIME_FAULT already set (by the device, the clock step or quality checks)
+    implausible: Bools  # IMPLAUSIBLE already set
     device_keys: tuple[str, ...]  # code -> key
 
     def __len__(self) -> int:
@@ -179,6 +180,7 @@ class BatchColumns:
         control = np.zeros(n, dtype=np.bool_)
         missing = np.zeros(n, dtype=np.bool_)
         time_fault = np.zeros(n, dtype=np.bool_)
+        implausible = np.zeros(n, dtype=np.bool_)
         for i in flagged_rows:
             flags = batch[i].flags
             no_time[i] = ReadingFlag.NO_DEVICE_TIME in flags
@@ -187,6 +189,7 @@ class BatchColumns:
             control[i] = ReadingFlag.CONTROL_SOLUTION in flags
             missing[i] = ReadingFlag.VALUE_MISSING in flags
             time_fault[i] = ReadingFlag.TIME_FAULT in flags
+            implausible[i] = ReadingFlag.IMPLAUSIBLE in flags
         return cls(
             is_glucose=is_glucose,
             device_code=np.asarray(codes, dtype=np.int64).reshape(n),
@@ -212,5 +215,6 @@ class BatchColumns:
             control_solution=control,
             value_missing=missing,
             time_fault=time_fault,
+            implausible=implausible,
             device_keys=tuple(key_codes),
         )

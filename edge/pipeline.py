@@ -166,6 +166,7 @@ def process(
         high_out_of_range=masks.high_out_of_range,
         low_out_of_range=masks.low_out_of_range,
         time_fault=columns.time_fault | masks.time_fault,
+        implausible=columns.implausible | masks.implausible,
     )
 
     # 5. local urgent rules

@@ -20,10 +20,12 @@ patient *results*, so they do alert unless they are a control-solution test.
 
 Safety choices (docs/edge.md):
 
-* A glucose value the quality checks call IMPLAUSIBLE still alerts (eating 15 g of sugar is
-  harmless, a missed level-2 hypo is not); the alert carries the reading's flags so the screen
-  can say "re-test". A blood pressure reading flagged IMPLAUSIBLE or SYSTOLIC_NOT_ABOVE_DIASTOLIC
-  gets the re-measure prompt (B3) but never *confirms* a crisis.
+* An implausibly *low* glucose value still raises G1 (eating 15 g of sugar is harmless, a missed
+  level-2 hypo is not); an implausibly *high* one (above the plausible range with no HI flag, most
+  likely mg/dL read as mmol/L) does not raise G6, because G6 tells the household to call 120. The
+  alert carries the reading's flags so the screen can say "re-test". A blood pressure reading
+  flagged IMPLAUSIBLE or SYSTOLIC_NOT_ABOVE_DIASTOLIC gets the re-measure prompt (B3) but never
+  *confirms* a crisis.
 * A reading older than ``act_window_s`` (default 1 hour) raises no local alert: "eat now" about a
   reading from yesterday's memory dump would be wrong. The cloud's rules still see it. Counted.
 * A reading whose time cannot be trusted (TIME_FAULT) alerts only if it is the latest reading of
@@ -182,7 +184,7 @@ class LocalAlert:
     device_key: str
     user_id: int | None  # cuff user slot
     reading_identity: Identity
-    measured_at: datetime
+    measured_at: datetime  # the reading's measured_at, or its received_at when that is untrusted
     raised_at: datetime
     value_text: str  # "2.6 mmol/L", "LO", "HI", "186/112 mmHg" (the reading has the numbers)
     message_zh: str
@@ -243,7 +245,9 @@ def _alert(
     confirms: Identity | None = None,
 ) -> LocalAlert:
     identity = reading.identity
-    measured = reading.measured_at or reading.received_at
+    measured = reading.measured_at
+    if measured is None or ReadingFlag.TIME_FAULT in reading.flags:
+        measured = reading.received_at  # the reading's own time cannot be trusted
     return LocalAlert(
         alert_id=f"{rule.value}|{'|'.join(identity)}",
         rule=rule,
@@ -317,7 +321,7 @@ def evaluate_urgent(
         g1 = (patient_glucose & (g < limit("hypo_level2_mmol_l"))) | (
             hi_lo_result & cols.low_out_of_range
         )
-        g6 = (patient_glucose & (g >= limit("hyper_emergency_mmol_l"))) | (
+        g6 = (patient_glucose & ~cols.implausible & (g >= limit("hyper_emergency_mmol_l"))) | (
             hi_lo_result & cols.high_out_of_range
         )
         bp = (

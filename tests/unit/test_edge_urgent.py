@@ -55,6 +55,8 @@ def rules(alerts: tuple[LocalAlert, ...]) -> list[str]:
         (33.2, []),
         (33.3, ["G6"]),
         (45.0, ["G6"]),
+        (50.0, ["G6"]),
+        (100.0, []),  # implausible (mg/dL read as mmol/L): no "call 120", flagged instead
     ],
 )
 def test_glucose_thresholds(value: float, expected: list[str]) -> None:
@@ -231,6 +233,7 @@ def test_untrusted_time_alerts_only_for_the_latest_reading_of_the_device() -> No
     (alert,) = out.local_alerts
     assert alert.reading_identity == dump[-1].identity
     assert F.TIME_FAULT in alert.reading_flags
+    assert alert.measured_at == NOW  # judged by its reception, not its broken 1999 clock
     assert out.stats.urgent_untrusted_time == 4
 
 
