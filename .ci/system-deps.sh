@@ -4,6 +4,7 @@
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -13,4 +14,6 @@ if [ ${#need[@]} -gt 0 ]; then
   # Debian starts the packaged service; the tests run their own instances on free ports.
   $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
   $SUDO service mosquitto stop >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
+  $SUDO service postgresql stop >/dev/null 2>&1 || true
 fi

@@ -1,8 +1,9 @@
 """Engine and session factory for SQLite (WAL) and PostgreSQL (psycopg 3).
 
 SQLite gets, on every connection: WAL journal (readers never block the writer), foreign keys on,
-a busy timeout, and ``synchronous=NORMAL`` (durable at each checkpoint, safe with WAL). The
-engine is created by the app's lifespan or the CLI and disposed by them; nothing here is global.
+a busy timeout, and ``synchronous=NORMAL`` (durable at each checkpoint, safe with WAL). SQL
+parameters are hidden from exception messages and logs: they may hold health data. The engine
+is created by the app's lifespan or the CLI and disposed by them; nothing here is global.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def make_engine(cfg: DatabaseSettings) -> Engine:
         engine = create_engine(
             cfg.url,
             echo=cfg.echo,
+            hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": cfg.sqlite_busy_timeout_ms / 1e3},
         )
         _prepare_sqlite_dir(cfg.url)
@@ -44,7 +46,12 @@ def make_engine(cfg: DatabaseSettings) -> Engine:
 
         return engine
     return create_engine(
-        cfg.url, echo=cfg.echo, pool_size=cfg.pool_size, pool_pre_ping=True, max_overflow=10
+        cfg.url,
+        echo=cfg.echo,
+        hide_parameters=True,
+        pool_size=cfg.pool_size,
+        pool_pre_ping=True,
+        max_overflow=10,
     )
 
 

@@ -1,9 +1,9 @@
 """ORM rows of the health record database (SQLAlchemy 2, typed ``Mapped[...]``).
 
-Every personal identifier (a person's name, ID number, phone, address; a household's address)
-is stored only as AES-GCM ciphertext (``*_enc`` columns, see :mod:`cloud.crypto`); the ID number
-is also kept as an HMAC blind index to find a person by it. Nothing else here is personal data in
-clear: persons are referred to everywhere else by their random UUID.
+Every personal identifier (a person's name, ID number, phone and address) is stored only as
+AES-GCM ciphertext (``*_enc`` columns, see :mod:`cloud.crypto`); the ID number is also kept as an
+HMAC blind index to find a person by it. Nothing else here is personal data in clear: persons are
+referred to everywhere else by their random UUID.
 
 Migrations live in ``cloud/migrations``; a change here needs a new revision there (a test compares
 the two).
@@ -100,8 +100,6 @@ class HouseholdRow(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinics.id"), index=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)  # household number, not a name
-    address_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    pii_key_id: Mapped[str | None] = mapped_column(String(16), index=True)
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     created_at: Mapped[datetime]
 

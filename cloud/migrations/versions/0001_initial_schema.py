@@ -146,8 +146,6 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("clinic_id", sa.Uuid(), nullable=False),
         sa.Column("code", sa.String(length=32), nullable=False),
-        sa.Column("address_enc", sa.LargeBinary(), nullable=True),
-        sa.Column("pii_key_id", sa.String(length=16), nullable=True),
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -158,7 +156,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("households", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_households_clinic_id"), ["clinic_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_households_pii_key_id"), ["pii_key_id"], unique=False)
 
     op.create_table(
         "gateways",
@@ -487,7 +484,6 @@ def downgrade() -> None:
 
     op.drop_table("gateways")
     with op.batch_alter_table("households", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_households_pii_key_id"))
         batch_op.drop_index(batch_op.f("ix_households_clinic_id"))
 
     op.drop_table("households")

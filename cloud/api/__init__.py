@@ -1,0 +1,1 @@
+"""The HTTP API: dependencies, problem+json errors, schemas and thin route modules."""

@@ -1,0 +1,153 @@
+"""`anjia cloud ...`: run and administer the cloud service.
+
+* ``anjia cloud serve [--host H] [--port P]``: the API under uvicorn (settings from
+  ``ANJIA_CLOUD__*``; migrations run at start unless ``ANJIA_CLOUD__DB__MIGRATE_ON_START=false``).
+* ``anjia cloud migrate``: ``alembic upgrade head`` on the configured database.
+* ``anjia cloud create-operator USERNAME``: the first operator account. The password is read
+  from stdin (``--password-stdin``) or generated and printed once.
+* ``anjia cloud rotate-keys``: re-encrypt every person under ``crypto.current_key_id``.
+
+A settings problem prints ``error: ...`` (naming the setting, never its value) and exits 2.
+Heavy imports stay inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _settings() -> Any:
+    from cloud.main import load_settings
+
+    return load_settings()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cloud.errors import ConfigError
+    from cloud.main import create_app
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    host = args.host or settings.http.host
+    port = args.port or settings.http.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=True)
+    return EXIT_OK
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from cloud.db.engine import make_engine
+    from cloud.db.migrate import current_revision, upgrade
+    from cloud.errors import ConfigError
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    engine = make_engine(settings.db)
+    try:
+        upgrade(engine, args.revision)
+        print(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return EXIT_OK
+
+
+def _cmd_create_operator(args: argparse.Namespace) -> int:
+    import secrets
+
+    from cloud.db.migrate import upgrade
+    from cloud.domain import Role
+    from cloud.errors import CloudError, ConfigError
+    from cloud.runtime import Runtime
+    from cloud.services.directory import DirectoryService
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    generated = not args.password_stdin
+    password = secrets.token_urlsafe(18) if generated else sys.stdin.readline().rstrip("\n")
+    if len(password) < 10:
+        print("error: the password needs at least 10 characters", file=sys.stderr)
+        return EXIT_FAILED
+    runtime = Runtime.build(settings)
+    try:
+        upgrade(runtime.engine)
+        with runtime.session_factory() as session:
+            service = DirectoryService(session, runtime.passwords, runtime.clock)
+            user = service.create_machine_user(None, args.username, password, Role.OPERATOR)
+    except CloudError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        runtime.close()
+    print(f"operator {user.username} created (id {user.id})")
+    if generated:
+        print(f"password (shown once): {password}")
+    return EXIT_OK
+
+
+def _cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from cloud.errors import ConfigError
+    from cloud.runtime import Runtime
+    from cloud.services.persons import PersonService
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    runtime = Runtime.build(settings)
+    try:
+        with runtime.session_factory() as session:
+            service = PersonService(session, runtime.cipher, runtime.blind_index, runtime.clock)
+            count = service.rotate_keys(batch_size=args.batch_size)
+    finally:
+        runtime.close()
+    print(f"re-encrypted {count} persons under key {runtime.cipher.current_key_id}")
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add ``anjia cloud`` and its sub-commands."""
+    cloud = subparsers.add_parser(
+        "cloud",
+        help="the cloud service: API, database, accounts",
+        description="安家云 Anjia cloud: health records, households, gateways and devices.",
+    )
+    sub = cloud.add_subparsers(dest="cloud_command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (uvicorn)")
+    serve.add_argument("--host", default=None, help="default: ANJIA_CLOUD__HTTP__HOST")
+    serve.add_argument("--port", type=int, default=None, help="default: ANJIA_CLOUD__HTTP__PORT")
+    serve.set_defaults(func=_cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database schema")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(func=_cmd_migrate)
+
+    operator = sub.add_parser("create-operator", help="create an operator account")
+    operator.add_argument("username")
+    operator.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    operator.set_defaults(func=_cmd_create_operator)
+
+    rotate = sub.add_parser("rotate-keys", help="re-encrypt persons under the current key")
+    rotate.add_argument("--batch-size", type=int, default=200)
+    rotate.set_defaults(func=_cmd_rotate_keys)

@@ -1,0 +1,155 @@
+"""Readings (idempotent batch insert, per-person time queries) and dead letters."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cloud.db.models import DEAD_LETTER_MAX_PAYLOAD, DeadLetterRow, ReadingRow
+
+__all__ = ["DeadLetterRepository", "NewReading", "ReadingQuery", "ReadingRepository"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewReading:
+    """The column values of one reading to store (see :class:`ReadingRow` for their meaning)."""
+
+    reading_id: str
+    kind: str
+    device_key: str
+    received_at: datetime
+    effective_at: datetime
+    stored_at: datetime
+    household_id: uuid.UUID | None = None
+    person_id: uuid.UUID | None = None
+    gateway_id: uuid.UUID | None = None
+    device_id: uuid.UUID | None = None
+    attribution: str | None = None
+    sequence_number: int | None = None
+    user_slot: int | None = None
+    device_time: str | None = None
+    measured_at: datetime | None = None
+    clock_skew_s: float | None = None
+    glucose_mmol_l: float | None = None
+    systolic_mmhg: float | None = None
+    diastolic_mmhg: float | None = None
+    mean_arterial_mmhg: float | None = None
+    pulse_bpm: float | None = None
+    original_value: float | None = None
+    original_unit: str | None = None
+    sample_type: int | None = None
+    sample_location: int | None = None
+    meal: int | None = None
+    context: dict[str, Any] | None = None
+    status_bits: int = 0
+    flags: tuple[str, ...] = field(default_factory=tuple)
+    urgent: bool = False
+
+    def values(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["flags"] = list(self.flags)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadingQuery:
+    person_id: uuid.UUID
+    kind: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    limit: int = 500
+
+
+class ReadingRepository:
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def insert_many(self, readings: Sequence[NewReading]) -> set[str]:
+        """Insert the readings not stored yet; return the ``reading_id``s inserted now.
+
+        ``INSERT ... ON CONFLICT (reading_id) DO NOTHING RETURNING reading_id`` on SQLite and
+        PostgreSQL: a reading seen before (a QoS 1 redelivery, a replay after a crash, the same
+        reading from a second gateway) is skipped by the database, atomically, even when several
+        workers insert the same reading at once. Does not commit.
+        """
+        if not readings:
+            return set()
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert(ReadingRow)
+            .on_conflict_do_nothing(index_elements=[ReadingRow.reading_id])
+            .returning(ReadingRow.reading_id)
+        )
+        result = self._session.execute(stmt, [r.values() for r in readings])
+        return set(result.scalars().all())
+
+    def get(self, reading_id: str) -> ReadingRow | None:
+        stmt = select(ReadingRow).where(ReadingRow.reading_id == reading_id)
+        return self._session.scalars(stmt).first()
+
+    def for_person(self, query: ReadingQuery) -> Sequence[ReadingRow]:
+        """A person's readings, newest first, on the (person, kind, effective_at) index."""
+        stmt = select(ReadingRow).where(ReadingRow.person_id == query.person_id)
+        if query.kind is not None:
+            stmt = stmt.where(ReadingRow.kind == query.kind)
+        if query.since is not None:
+            stmt = stmt.where(ReadingRow.effective_at >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(ReadingRow.effective_at < query.until)
+        stmt = stmt.order_by(ReadingRow.effective_at.desc(), ReadingRow.id.desc())
+        return self._session.scalars(stmt.limit(query.limit)).all()
+
+    def unassigned(self, household_id: uuid.UUID, limit: int = 500) -> Sequence[ReadingRow]:
+        stmt = (
+            select(ReadingRow)
+            .where(ReadingRow.household_id == household_id, ReadingRow.person_id.is_(None))
+            .order_by(ReadingRow.effective_at.desc())
+            .limit(limit)
+        )
+        return self._session.scalars(stmt).all()
+
+
+class DeadLetterRepository:
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(
+        self,
+        *,
+        topic: str,
+        reason: str,
+        payload: bytes,
+        received_at: datetime,
+        gateway_uid: str | None = None,
+        detail: str = "",
+    ) -> DeadLetterRow:
+        """Keep a refused message: at most ``DEAD_LETTER_MAX_PAYLOAD`` bytes of it, its size."""
+        row = DeadLetterRow(
+            topic=topic[:512],
+            gateway_uid=None if gateway_uid is None else gateway_uid[:64],
+            reason=reason[:64],
+            detail=detail[:500],
+            payload_size=len(payload),
+            payload=bytes(payload[:DEAD_LETTER_MAX_PAYLOAD]),
+            received_at=received_at,
+        )
+        self._session.add(row)
+        self._session.flush()
+        return row
+
+    def recent(self, limit: int = 100) -> Sequence[DeadLetterRow]:
+        stmt = select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)
+        return self._session.scalars(stmt).all()
