@@ -7,11 +7,12 @@ handles what is left, following the PHD rules (specs/fhir_phd.md, "Timestamps & 
   ("PHD sends no timestamps -> use reception time");
 * a device time and a measured skew: the gateway is the better-synchronised side (NTP), so the
   device's wall time is shifted by the skew (``clock_skew_s`` = device clock minus gateway clock,
-  device_drivers/model.py) and read in the household's time zone;
-* a device time and no skew: the device time is read in the household's time zone as it is and the
-  reading is flagged CLOCK_UNCORRECTED;
-* a device time that cannot be placed at all (out of datetime's range after the shift, a
-  non-finite skew): placed at ``received_at`` and flagged TIME_FAULT, never dropped.
+  device_drivers/model.py) and read in the household's time zone. The skew is measured on the
+  device's current timeline, so even a clock reset to 2000 is placed right;
+* a device time and no skew (or a NaN/infinite one): the device time is read in the household's
+  time zone as it is and the reading is flagged CLOCK_UNCORRECTED;
+* a device time that cannot be placed at all (out of datetime's range after the shift): placed at
+  ``received_at`` and flagged TIME_FAULT, never dropped.
 
 Two checks across a batch:
 
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import timedelta, timezone, tzinfo
 from enum import StrEnum
 from typing import Final
 
@@ -42,12 +43,12 @@ import numpy as np
 import numpy.typing as npt
 
 from device_drivers.model import Reading, ReadingFlag
+from device_drivers.session.clock import device_time_to_utc
 from edge.columns import BatchColumns
 from edge.errors import ThresholdError
 
 __all__ = [
     "CHINA_STANDARD_TIME",
-    "MAX_PLAUSIBLE_SKEW_S",
     "ClockPolicy",
     "Placement",
     "SkewJump",
@@ -63,9 +64,6 @@ Ints = npt.NDArray[np.int64]
 
 CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "CST")
 """UTC+8, no daylight saving time (the default household zone)."""
-
-MAX_PLAUSIBLE_SKEW_S: Final = 100 * 366 * 86_400.0
-"""A skew beyond a century is not a clock that drifted: treated as unusable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +91,16 @@ class Placement(StrEnum):
     UNPLACEABLE = "unplaceable"  # device time could not be placed: TIME_FAULT, at reception
 
 
-def _localize(device_time: datetime, tz: tzinfo) -> datetime:
-    return device_time if device_time.tzinfo is not None else device_time.replace(tzinfo=tz)
-
-
 def place_in_time(reading: Reading, tz: tzinfo) -> tuple[Reading, Placement]:
     """Give a reading without ``measured_at`` one, with the flag that says how. A reading that
-    already has ``measured_at`` is returned as it is (the same object)."""
+    already has ``measured_at`` is returned as it is (the same object).
+
+    The correction itself is :func:`device_drivers.session.clock.device_time_to_utc` (the same
+    function the converter uses), with the reception time as the reference instant."""
     if reading.measured_at is not None:
         return reading, Placement.KEPT
-    if reading.device_time is None:
+    device_time = reading.device_time
+    if device_time is None:
         return (
             replace(
                 reading,
@@ -112,31 +110,34 @@ def place_in_time(reading: Reading, tz: tzinfo) -> tuple[Reading, Placement]:
             Placement.AT_RECEPTION,
         )
     skew = reading.clock_skew_s
+    if skew is not None and not math.isfinite(skew):
+        skew = None  # a NaN or infinite skew is no measurement (as in the converter)
     try:
-        local = _localize(reading.device_time, tz)
-        if skew is None:
-            measured = local.astimezone(UTC)
-            return (
-                replace(
-                    reading,
-                    measured_at=measured,
-                    flags=reading.flags | {ReadingFlag.CLOCK_UNCORRECTED},
-                ),
-                Placement.UNCORRECTED,
-            )
-        if math.isfinite(skew) and abs(skew) <= MAX_PLAUSIBLE_SKEW_S:
-            measured = (local - timedelta(seconds=skew)).astimezone(UTC)
-            return replace(reading, measured_at=measured), Placement.CORRECTED
+        if device_time.tzinfo is not None:  # the model says naive; take an aware one's wall time
+            device_time = device_time.astimezone(tz).replace(tzinfo=None)
+        measured = device_time_to_utc(
+            device_time, tz, clock_skew_s=skew, reference=reading.received_at
+        )
     except (OverflowError, ValueError):
-        pass  # out of datetime's range: fall through to "unplaceable"
-    return (
-        replace(
-            reading,
-            measured_at=reading.received_at,
-            flags=reading.flags | {ReadingFlag.TIME_FAULT},
-        ),
-        Placement.UNPLACEABLE,
-    )
+        # out of datetime's range after the shift: cannot be placed on the timeline
+        return (
+            replace(
+                reading,
+                measured_at=reading.received_at,
+                flags=reading.flags | {ReadingFlag.TIME_FAULT},
+            ),
+            Placement.UNPLACEABLE,
+        )
+    if skew is None:
+        return (
+            replace(
+                reading,
+                measured_at=measured,
+                flags=reading.flags | {ReadingFlag.CLOCK_UNCORRECTED},
+            ),
+            Placement.UNCORRECTED,
+        )
+    return replace(reading, measured_at=measured), Placement.CORRECTED
 
 
 def skew_jumps(device_code: Ints, skew_s: Floats, threshold_s: float) -> Bools:

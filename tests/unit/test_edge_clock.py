@@ -54,11 +54,25 @@ def test_negative_and_fractional_skew() -> None:
 
 
 def test_household_zone_is_a_parameter() -> None:
-    reading = glucose(measured_at=None, device_time=datetime(2026, 7, 1, 12, 0), clock_skew_s=0.0)
+    synced_in_july = datetime(2026, 7, 1, 10, 30, tzinfo=UTC)
+    reading = glucose(
+        measured_at=None,
+        device_time=datetime(2026, 7, 1, 12, 0),
+        clock_skew_s=0.0,
+        received_at=synced_in_july,
+    )
     berlin, _ = place_in_time(reading, ZoneInfo("Europe/Berlin"))  # CEST, UTC+2 in July
     assert berlin.measured_at == datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
     plus5, _ = place_in_time(reading, timezone(timedelta(hours=5)))
     assert plus5.measured_at == datetime(2026, 7, 1, 7, 0, tzinfo=UTC)
+
+
+def test_a_skewed_clock_keeps_the_offset_in_force_at_the_sync() -> None:
+    # device clocks do not follow DST: a July reading synced in November (CET, UTC+1) is read
+    # on the November offset, as device_drivers.session.clock.device_time_to_utc does
+    reading = glucose(measured_at=None, device_time=datetime(2026, 7, 1, 12, 0), clock_skew_s=0.0)
+    berlin, _ = place_in_time(reading, ZoneInfo("Europe/Berlin"))
+    assert berlin.measured_at == datetime(2026, 7, 1, 11, 0, tzinfo=UTC)
 
 
 def test_unknown_skew_uses_device_time_and_flags_it() -> None:
@@ -78,12 +92,28 @@ def test_no_device_time_is_placed_at_reception_and_flagged() -> None:
     assert placed.systolic_mmhg == reading.systolic_mmhg
 
 
+@pytest.mark.parametrize("skew", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_skew_counts_as_unmeasured(skew: float) -> None:
+    reading = glucose(measured_at=None, device_time=datetime(2026, 11, 24, 8, 0), clock_skew_s=skew)
+    placed, how = place_in_time(reading, CHINA_STANDARD_TIME)
+    assert how is Placement.UNCORRECTED
+    assert placed.measured_at == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+    assert F.CLOCK_UNCORRECTED in placed.flags
+
+
+def test_a_clock_reset_to_2000_is_placed_right_by_its_skew() -> None:
+    # the meter believes it is 2000-01-01 10:00 while the gateway's local time is 16:00 today
+    skew = (datetime(2000, 1, 1, 10, 0) - datetime(2026, 11, 24, 16, 0)).total_seconds()
+    reading = glucose(measured_at=None, device_time=datetime(2000, 1, 1, 9, 50), clock_skew_s=skew)
+    placed, how = place_in_time(reading, CHINA_STANDARD_TIME)
+    assert how is Placement.CORRECTED
+    assert placed.measured_at == datetime(2026, 11, 24, 7, 50, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     ("device_time", "skew"),
     [
-        (datetime(2026, 11, 24, 8, 0), math.nan),
-        (datetime(2026, 11, 24, 8, 0), math.inf),
-        (datetime(2026, 11, 24, 8, 0), 1e15),  # beyond a century
+        (datetime(2026, 11, 24, 8, 0), 1e15),  # beyond timedelta's range
         (datetime(1, 1, 1, 0, 0), 60.0),  # underflows datetime
         (datetime(9999, 12, 31, 23, 59), -86_400.0),  # overflows datetime
     ],
