@@ -88,7 +88,7 @@ _NO_CONFIRM: Final = frozenset(
 
 
 class Severity(StrEnum):
-    WARN = "warn"
+    WARN = "warning"  # the MQTT contract's LocalAlert.level spells it so
     URGENT = "urgent"
     EMERGENCY = "emergency"
 
