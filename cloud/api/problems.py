@@ -88,13 +88,21 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     if any(err["type"] == "json_invalid" for err in errors):
         return problem(
-            request, 400, "malformed", "请求格式错误 Malformed request", "the body is not JSON",
+            request,
+            400,
+            "malformed",
+            "请求格式错误 Malformed request",
+            "the body is not JSON",
             errors=errors,
-        )  # fmt: skip
+        )
     return problem(
-        request, 422, "validation", "请求无效 Invalid request",
-        f"{len(errors)} field(s) failed validation", errors=errors,
-    )  # fmt: skip
+        request,
+        422,
+        "validation",
+        "请求无效 Invalid request",
+        f"{len(errors)} field(s) failed validation",
+        errors=errors,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -74,8 +74,15 @@ def running_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
     try:
         run(
             str(bin_dir / "initdb"),
-            "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync",
-        )  # fmt: skip
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         options = (
             f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"

@@ -28,12 +28,19 @@ UserId = Annotated[int, Path(ge=0, le=255, description="cuff user slot")]
 def _device(view: DeviceView) -> DevicePublic:
     d = view.device
     return DevicePublic(
-        id=d.id, household_id=d.household_id, device_key=d.device_key, kind=d.kind,
-        system_id=d.system_id, serial_number=d.serial_number, address=d.address,
-        model_number=d.model_number, manufacturer=d.manufacturer, label=d.label,
+        id=d.id,
+        household_id=d.household_id,
+        device_key=d.device_key,
+        kind=d.kind,
+        system_id=d.system_id,
+        serial_number=d.serial_number,
+        address=d.address,
+        model_number=d.model_number,
+        manufacturer=d.manufacturer,
+        label=d.label,
         owner_person_id=d.owner_person_id,
         slots=[CuffSlotPublic(user_id=s.user_id, person_id=s.person_id) for s in view.slots],
-    )  # fmt: skip
+    )
 
 
 def _credentials(creds: GatewayCredentials) -> GatewayCredentialsPublic:
@@ -100,10 +107,15 @@ def register_device(
     household_id: uuid.UUID, body: DeviceCreate, actor: ActorDep, svc: DeviceServiceDep
 ) -> DevicePublic:
     new = NewDevice(
-        kind=body.kind, system_id=body.system_id, serial_number=body.serial_number,
-        address=body.address, model_number=body.model_number, manufacturer=body.manufacturer,
-        label=body.label, owner_person_id=body.owner_person_id,
-    )  # fmt: skip
+        kind=body.kind,
+        system_id=body.system_id,
+        serial_number=body.serial_number,
+        address=body.address,
+        model_number=body.model_number,
+        manufacturer=body.manufacturer,
+        label=body.label,
+        owner_person_id=body.owner_person_id,
+    )
     return _device(svc.register_device(actor, household_id, new))
 
 
@@ -123,9 +135,12 @@ def set_device_owner(
 
 @router.put("/devices/{device_id}/slots/{user_id}", response_model=DevicePublic)
 def set_cuff_slot(
-    device_id: uuid.UUID, user_id: UserId, body: CuffSlotSet, actor: ActorDep,
+    device_id: uuid.UUID,
+    user_id: UserId,
+    body: CuffSlotSet,
+    actor: ActorDep,
     svc: DeviceServiceDep,
-) -> DevicePublic:  # fmt: skip
+) -> DevicePublic:
     return _device(svc.set_slot(actor, device_id, user_id, body.person_id))
 
 

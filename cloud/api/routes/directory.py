@@ -30,17 +30,26 @@ _CREATED = status.HTTP_201_CREATED
 def _doctor(view: DoctorView) -> DoctorPublic:
     d = view.doctor
     return DoctorPublic(
-        id=d.id, clinic_id=d.clinic_id, name=d.name, title=d.title, active=d.active,
+        id=d.id,
+        clinic_id=d.clinic_id,
+        name=d.name,
+        title=d.title,
+        active=d.active,
         username=view.username,
-    )  # fmt: skip
+    )
 
 
 def _contract(view: ContractView) -> ContractPublic:
     c = view.contract
     return ContractPublic(
-        id=c.id, household_id=c.household_id, doctor_id=c.doctor_id, status=c.status,
-        starts_on=c.starts_on, ends_on=c.ends_on, in_force=view.in_force,
-    )  # fmt: skip
+        id=c.id,
+        household_id=c.household_id,
+        doctor_id=c.doctor_id,
+        status=c.status,
+        starts_on=c.starts_on,
+        ends_on=c.ends_on,
+        in_force=view.in_force,
+    )
 
 
 @router.post("/clinics", response_model=ClinicPublic, status_code=_CREATED)
@@ -77,9 +86,13 @@ def create_doctor(
     clinic_id: uuid.UUID, body: DoctorCreate, actor: ActorDep, svc: DirectoryServiceDep
 ) -> DoctorPublic:
     view = svc.create_doctor(
-        actor, clinic_id, name=body.name, title=body.title, username=body.username,
+        actor,
+        clinic_id,
+        name=body.name,
+        title=body.title,
+        username=body.username,
         password=body.password,
-    )  # fmt: skip
+    )
     return _doctor(view)
 
 

@@ -18,11 +18,18 @@ router = APIRouter(tags=["persons"])
 
 def _public(view: PersonView) -> PersonPublic:
     return PersonPublic(
-        id=view.id, household_id=view.household_id, name=view.name, id_type=view.id_type,
-        id_number_masked=view.id_number_masked, phone=view.phone, address=view.address,
-        birth_year=view.birth_year, sex=view.sex, care_flags=list(view.care_flags),
+        id=view.id,
+        household_id=view.household_id,
+        name=view.name,
+        id_type=view.id_type,
+        id_number_masked=view.id_number_masked,
+        phone=view.phone,
+        address=view.address,
+        birth_year=view.birth_year,
+        sex=view.sex,
+        care_flags=list(view.care_flags),
         created_at=view.created_at,
-    )  # fmt: skip
+    )
 
 
 @router.post(
@@ -34,10 +41,15 @@ def create_person(
     household_id: uuid.UUID, body: PersonCreate, actor: ActorDep, svc: PersonServiceDep
 ) -> PersonPublic:
     new = NewPerson(
-        name=body.name, id_type=body.id_type, id_number=body.id_number, phone=body.phone,
-        address=body.address, birth_year=body.birth_year, sex=body.sex,
+        name=body.name,
+        id_type=body.id_type,
+        id_number=body.id_number,
+        phone=body.phone,
+        address=body.address,
+        birth_year=body.birth_year,
+        sex=body.sex,
         care_flags=frozenset(body.care_flags),
-    )  # fmt: skip
+    )
     return _public(svc.create(actor, household_id, new))
 
 
