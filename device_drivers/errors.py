@@ -16,6 +16,7 @@ __all__ = [
     "DeviceUnavailableError",
     "DriverError",
     "EncodeError",
+    "GattError",
     "LinkLostError",
     "PairingError",
     "RacpError",
@@ -58,6 +59,22 @@ class RacpError(DriverError):
         self.response_code = response_code
         msg = f"RACP op 0x{request_op_code:02x} failed with response code 0x{response_code:02x}"
         super().__init__(f"{msg}: {detail}" if detail else msg)
+
+
+class GattError(DriverError):
+    """The peer answered a GATT request with an ATT error (Core Vol 3 Part F 3.4.1.1).
+
+    ``code`` is the ATT error code: 0x03 write not permitted, 0x05 insufficient authentication,
+    0x0F insufficient encryption, 0x80/0x81 the Glucose service's application errors (procedure
+    already in progress, CCCD improperly configured), ...
+    """
+
+    def __init__(self, uuid16: int | None, code: int, operation: str) -> None:
+        self.uuid16 = uuid16
+        self.code = code
+        self.operation = operation
+        target = f"0x{uuid16:04x}" if uuid16 is not None else "attribute"
+        super().__init__(f"{operation} {target}: ATT error 0x{code:02x}")
 
 
 class TransferTimeoutError(DriverError):
