@@ -33,6 +33,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
+import msgspec
+
 from gateway.contract import (
     SCHEMA_VERSION,
     EventMessage,
@@ -272,7 +274,13 @@ class SqliteOutbox:
         A reading is urgent if ``urgent`` is set or its message says so. Raises ContractError
         (before storing anything) if a reading cannot go on the wire."""
         rows = [
-            (r.reading_id, r.device.key, urgent or r.urgent, encode_reading(r)) for r in readings
+            (
+                r.reading_id,
+                r.device.key,
+                urgent or r.urgent,
+                encode_reading(msgspec.structs.replace(r, urgent=True) if urgent else r),
+            )
+            for r in readings
         ]
         added: list[str] = []
         duplicates: list[str] = []

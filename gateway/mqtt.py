@@ -1,0 +1,550 @@
+"""The MQTT publisher: drains the outbox to the broker and applies the cloud's acks (docs/mqtt.md).
+
+paho-mqtt 2.x (callback API version 2) runs its network thread (``loop_start``); every callback
+only hands its arguments to the asyncio loop with ``call_soon_threadsafe``, so all state lives on
+the loop. Outbox calls run on one worker thread, in order, so an fsync never blocks the loop.
+
+The publish loop:
+
+* urgent readings first, each in its own envelope, published as soon as they are in the outbox
+  (:meth:`MqttPublisher.notify`); they never wait for a batch or for the bulk window;
+* then batches of up to ``batch_max_readings`` readings, with at most ``inflight_messages``
+  envelopes awaiting their PUBACK and at most ``max_unacked_readings`` readings awaiting the
+  cloud's ack (paho's own limit is set a little above, far below its 65,535 message-id ceiling);
+* acks on ``down/acks`` remove readings from the outbox; rejections move them aside;
+* unacknowledged readings are sent again: at start (everything a previous process left in flight),
+  after a reconnect whose broker session was lost (PUBACKed readings whose ack may be lost; paho
+  itself resends what was not PUBACKed), and when ``ack_timeout_s`` passes without an ack.
+
+The session is persistent (``clean_start=False`` with ``session_expiry_s``) so acks sent while the
+gateway was offline wait at the broker. The status topic is retained, with a last will "offline".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.contract import (
+    SCHEMA_VERSION,
+    AckMessage,
+    Channel,
+    ConfigMessage,
+    ContractError,
+    DeviceDiagnostics,
+    EventMessage,
+    OutboxStatus,
+    StatusMessage,
+    decode_ack,
+    decode_config,
+    encode,
+    encode_envelope,
+    topic,
+)
+from gateway.mqtt_settings import MqttSettings
+from gateway.outbox import Batch, OutboxStats, RejectedReading, SqliteOutbox
+
+__all__ = ["MqttPublisher", "PublishError", "PublisherStats"]
+
+_LOGGER = logging.getLogger(__name__)
+_PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
+
+URGENT_EXTRA_INFLIGHT: Final = 16
+"""paho's in-flight limit is the bulk window plus this, so an urgent message is never queued."""
+TICK_S: Final = 1.0
+
+_T = TypeVar("_T")
+
+
+class PublishError(Exception):
+    """paho refused a publish (``rc`` is the paho error code)."""
+
+    def __init__(self, topic_name: str, rc: int, reason: str) -> None:
+        self.topic = topic_name
+        self.rc = rc
+        self.reason = reason
+        super().__init__(f"publish to {topic_name} failed: {reason} (rc={rc})")
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    connects: int = 0
+    disconnects: int = 0
+    connect_failures: int = 0
+    messages_published: int = 0
+    readings_published: int = 0
+    urgent_messages: int = 0
+    pubacks: int = 0
+    puback_failures: int = 0
+    acks_received: int = 0
+    readings_acked: int = 0
+    readings_rejected: int = 0
+    readings_requeued: int = 0
+    bad_messages: int = 0
+
+
+@dataclass(slots=True)
+class _InFlight:
+    message_id: str
+    readings: int
+    urgent: bool
+
+
+class MqttPublisher:
+    """Publishes the outbox of gateway ``gateway_id`` through one paho client."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        outbox: SqliteOutbox,
+        gateway_id: str,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_config: Callable[[ConfigMessage], None] | None = None,
+        diagnostics: Callable[[], Sequence[DeviceDiagnostics]] | None = None,
+        config_version: Callable[[], int | None] | None = None,
+        software_version: str = "",
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.gateway_id = gateway_id
+        self.stats = PublisherStats()
+        self._clock = clock
+        self._on_config = on_config
+        self._diagnostics = diagnostics
+        self._config_version = config_version
+        self._software_version = software_version
+        self._topics = {channel: topic(gateway_id, channel) for channel in Channel}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="anjia-outbox")
+        self._client = self._make_client()
+        self._connected = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._first_connect = True
+        self._requeue_pending = True  # at start: whatever a previous process left in flight
+        self._requeue_published_only = False
+        self._inflight: dict[int, _InFlight] = {}
+        self._bulk_inflight = 0
+        self._unacked = 0
+        self._ack_ids: list[str] = []
+        self._rejections: list[RejectedReading] = []
+        self._pubacked: list[str] = []
+        self._last_ack_monotonic = time.monotonic()
+        self._last_timeout_check = time.monotonic()
+
+    # --- paho setup -------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.settings
+        v5 = cfg.protocol == "mqtt5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id or f"anjia-gw-{self.gateway_id}",
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else cfg.session_expiry_s == 0,
+        )
+        client.enable_logger(_PAHO_LOGGER)
+        client.max_inflight_messages_set(cfg.inflight_messages + URGENT_EXTRA_INFLIGHT)
+        client.reconnect_delay_set(
+            max(1, round(cfg.reconnect_min_s)), max(1, round(cfg.reconnect_max_s))
+        )
+        if cfg.username is not None:
+            password = cfg.password.get_secret_value() if cfg.password else None
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls:
+            client.tls_set_context(self._tls_context())
+        will = self._status_payload("offline", devices=False)  # sent_at: when registered
+        client.will_set(self._topics[Channel.STATUS], will, qos=1, retain=True)
+        client.on_connect = self._paho_connect
+        client.on_connect_fail = self._paho_connect_fail
+        client.on_disconnect = self._paho_disconnect
+        client.on_publish = self._paho_publish
+        client.on_message = self._paho_message
+        return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        cfg = self.settings
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(cfg.ca_file) if cfg.ca_file else None
+        )
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cfg.cert_file is not None and cfg.key_file is not None:
+            context.load_cert_chain(str(cfg.cert_file), str(cfg.key_file))
+        return context  # check_hostname and CERT_REQUIRED are the defaults
+
+    def _status_payload(
+        self, state: str, stats: OutboxStats | None = None, *, devices: bool = True
+    ) -> bytes:
+        outbox = None
+        if stats is not None:
+            oldest = stats.oldest_pending_added_at
+            outbox = OutboxStatus(
+                pending=stats.pending,
+                in_flight=stats.in_flight,
+                urgent_pending=stats.urgent_pending,
+                capacity=stats.capacity,
+                rejected=stats.rejected,
+                refused=stats.refused_total,
+                oldest_pending_at=None if oldest is None else datetime.fromtimestamp(oldest, UTC),
+            )
+        return encode(
+            StatusMessage(
+                schema_version=SCHEMA_VERSION,
+                gateway_id=self.gateway_id,
+                state="online" if state == "online" else "offline",
+                sent_at=self._clock(),
+                software_version=self._software_version,
+                config_version=self._config_version() if self._config_version else None,
+                outbox=outbox,
+                devices=tuple(self._diagnostics()) if devices and self._diagnostics else (),
+            )
+        )
+
+    # --- paho callbacks (network thread): hand over to the loop -----------------------------
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed under us
+                loop.call_soon_threadsafe(fn, *args)
+
+    def _paho_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self._call(self._on_connect_refused, str(reason_code))
+            return
+        client.subscribe([(self._topics[Channel.ACKS], 1), (self._topics[Channel.CONFIG], 1)])
+        self._call(self._on_connected, flags.session_present)
+
+    def _paho_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._call(self._on_connect_refused, "connection failed")
+
+    def _paho_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._call(self._on_disconnected, str(reason_code))
+
+    def _paho_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._call(self._on_puback, mid, reason_code.is_failure, str(reason_code))
+
+    def _paho_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._call(self._on_message, message.topic, message.payload)
+
+    # --- loop-side handlers -----------------------------------------------------------------
+    def _on_connected(self, session_present: bool) -> None:
+        self.stats.connects += 1
+        if not self._first_connect and not session_present:
+            # The broker lost our session: acks sent meanwhile are gone. paho resends what was
+            # not PUBACKed; what was PUBACKed must be sent again to be acked.
+            self._requeue_pending = True
+            self._requeue_published_only = True
+        self._first_connect = False
+        _LOGGER.info(
+            "%s: connected to %s:%d (session %s)",
+            self.gateway_id,
+            self.settings.host,
+            self.settings.effective_port,
+            "resumed" if session_present else "new",
+        )
+        self._connected.set()
+        self._wake.set()
+        self._schedule(self.publish_status())
+
+    def _on_connect_refused(self, reason: str) -> None:
+        self.stats.connect_failures += 1
+        _LOGGER.warning("%s: cannot connect to the broker: %s", self.gateway_id, reason)
+
+    def _on_disconnected(self, reason: str) -> None:
+        if self._connected.is_set():
+            self.stats.disconnects += 1
+            _LOGGER.warning("%s: disconnected from the broker: %s", self.gateway_id, reason)
+        self._connected.clear()
+
+    def _on_puback(self, mid: int, failed: bool, reason: str) -> None:
+        entry = self._inflight.pop(mid, None)
+        if entry is None:
+            return  # status, event, or a message of a previous connection
+        if not entry.urgent:
+            self._bulk_inflight -= 1
+        if failed:
+            # e.g. not authorized or quota exceeded: leave it in flight; the ack timeout resends
+            self.stats.puback_failures += 1
+            _LOGGER.warning("%s: broker refused %s: %s", self.gateway_id, entry.message_id, reason)
+        else:
+            self.stats.pubacks += 1
+            self._pubacked.append(entry.message_id)
+        self._wake.set()
+
+    def _on_message(self, topic_name: str, payload: bytes) -> None:
+        try:
+            if topic_name == self._topics[Channel.ACKS]:
+                self._on_ack(decode_ack(payload, gateway_id=self.gateway_id))
+            elif topic_name == self._topics[Channel.CONFIG]:
+                config = decode_config(payload, gateway_id=self.gateway_id)
+                if self._on_config is not None:
+                    self._on_config(config)
+        except ContractError as exc:
+            self.stats.bad_messages += 1
+            _LOGGER.warning(
+                "%s: ignored a bad message on %s (%d bytes): %s",
+                self.gateway_id,
+                topic_name,
+                len(payload),
+                exc.fault.value,
+            )
+
+    def _on_ack(self, ack: AckMessage) -> None:
+        self.stats.acks_received += 1
+        self._last_ack_monotonic = time.monotonic()
+        self._ack_ids.extend(ack.accepted)
+        self._ack_ids.extend(ack.duplicates)
+        self._rejections.extend(
+            RejectedReading(r.reading_id, r.reason, r.detail, r.retryable) for r in ack.rejected
+        )
+        if ack.envelope_error:
+            _LOGGER.warning(
+                "%s: the cloud could not read %s (%s); its readings will be sent again",
+                self.gateway_id,
+                ack.message_id,
+                ack.envelope_error,
+            )
+        self._wake.set()
+
+    # --- public API -------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def start(self) -> None:
+        """Connect in the background (paho retries with backoff) and start the publish loop."""
+        self._loop = asyncio.get_running_loop()
+        cfg = self.settings
+        properties = None
+        if cfg.protocol == "mqtt5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = cfg.session_expiry_s
+        self._client.connect_async(
+            cfg.host,
+            cfg.effective_port,
+            keepalive=cfg.keepalive_s,
+            clean_start=cfg.session_expiry_s == 0,
+            properties=properties,
+        )
+        self._client.loop_start()
+        self._task = asyncio.create_task(self._run(), name=f"mqtt-publisher-{self.gateway_id}")
+
+    async def stop(self, *, timeout_s: float = 5.0) -> None:
+        """Publish ``offline`` (retained), disconnect, stop the threads. The outbox stays open."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._connected.is_set():
+            with contextlib.suppress(PublishError, TimeoutError, RuntimeError, ValueError):
+                info = await self._publish_status_info("offline")
+                await asyncio.wait_for(
+                    asyncio.to_thread(info.wait_for_publish, timeout_s), timeout_s
+                )
+        self._client.disable_logger()  # paho logs a spurious ERROR while disconnecting
+        self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+        self._db.shutdown(wait=True)
+        self._loop = None
+
+    def notify(self, *, urgent: bool = False) -> None:
+        """New readings are in the outbox. Call from the loop thread."""
+        self._wake.set()
+
+    async def wait_connected(self, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """True once the outbox is empty (everything acked), False on timeout. For tests and
+        orderly shutdowns."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if await self._in_db(self.outbox.depth) == 0:
+                return True
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), min(0.2, deadline - time.monotonic()))
+        return False
+
+    async def publish_status(self) -> None:
+        """Publish the retained ``online`` status with outbox stats and device diagnostics."""
+        with contextlib.suppress(PublishError):
+            await self._publish_status_info("online")
+
+    async def _publish_status_info(self, state: str) -> mqtt.MQTTMessageInfo:
+        stats = await self._in_db(self.outbox.stats)
+        payload = self._status_payload(state, stats)
+        return self._publish(self._topics[Channel.STATUS], payload, retain=True)
+
+    async def publish_event(self, event: EventMessage) -> None:
+        """Publish an event (QoS 1; paho queues it while offline)."""
+        self._publish(self._topics[Channel.EVENTS], encode(event))
+
+    # --- the publish loop -------------------------------------------------------------------
+    def _schedule(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(_log_task_failure)
+
+    async def _in_db(self, fn: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, fn, *args)
+
+    def _publish(
+        self, topic_name: str, payload: bytes, *, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
+        info = self._client.publish(topic_name, payload, qos=1, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise PublishError(topic_name, int(info.rc), mqtt.error_string(info.rc))
+        return info  # NO_CONN: paho keeps QoS 1 messages and sends them after reconnecting
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            await self._connected.wait()
+            worked = await self._bookkeeping()
+            batch = await self._take_batch()
+            if batch is not None:
+                self._send(batch)
+                continue
+            if not worked:
+                self._idle.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), TICK_S)
+
+    async def _bookkeeping(self) -> bool:
+        worked = False
+        if self._requeue_pending:
+            self._requeue_pending = False
+            published_only, self._requeue_published_only = self._requeue_published_only, False
+            count = await self._in_db(
+                lambda: self.outbox.requeue_unacked(published_only=published_only)
+            )
+            self.stats.readings_requeued += count
+            self._unacked = 0 if not published_only else max(0, self._unacked - count)
+            worked = True
+        if self._ack_ids or self._rejections or self._pubacked:
+            acks, self._ack_ids = self._ack_ids, []
+            rejections, self._rejections = self._rejections, []
+            pubacked, self._pubacked = self._pubacked, []
+            removed, rejected = await self._in_db(self._apply, acks, rejections, pubacked)
+            self.stats.readings_acked += removed
+            self.stats.readings_rejected += rejected
+            self._unacked = max(0, self._unacked - removed - rejected)
+            worked = True
+        now = time.monotonic()
+        if now - self._last_timeout_check >= TICK_S:
+            self._last_timeout_check = now
+            cutoff = time.time() - self.settings.ack_timeout_s
+            count = await self._in_db(self.outbox.requeue_unacked, cutoff)
+            if count:
+                self.stats.readings_requeued += count
+                self._unacked = max(0, self._unacked - count)
+                _LOGGER.warning(
+                    "%s: no ack for %d readings after %.0f s: sending them again",
+                    self.gateway_id,
+                    count,
+                    self.settings.ack_timeout_s,
+                )
+                worked = True
+        return worked
+
+    def _apply(
+        self, acks: list[str], rejections: list[RejectedReading], pubacked: list[str]
+    ) -> tuple[int, int]:
+        if pubacked:
+            self.outbox.mark_published(pubacked)
+        removed = self.outbox.ack(acks)
+        rejected = self.outbox.reject(rejections)
+        return removed, rejected
+
+    async def _take_batch(self) -> Batch | None:
+        cfg = self.settings
+        batch = await self._in_db(lambda: self.outbox.next_batch(1, urgent_only=True))
+        if batch is not None:
+            return batch
+        if (
+            self._bulk_inflight >= cfg.inflight_messages
+            or self._unacked >= cfg.max_unacked_readings
+        ):
+            return None
+        return await self._in_db(self.outbox.next_batch, cfg.batch_max_readings)
+
+    def _send(self, batch: Batch) -> None:
+        payload = encode_envelope(batch.message_id, self.gateway_id, self._clock(), batch.payloads)
+        try:
+            info = self._publish(self._topics[Channel.READINGS], payload)
+        except PublishError:
+            _LOGGER.exception("%s: could not publish %s", self.gateway_id, batch.message_id)
+            self._requeue_pending = True  # hand the readings back (all in flight, resent)
+            return
+        self._inflight[info.mid] = _InFlight(batch.message_id, len(batch.reading_ids), batch.urgent)
+        n = len(batch.reading_ids)
+        self._unacked += n
+        self.stats.messages_published += 1
+        self.stats.readings_published += n
+        if batch.urgent:
+            self.stats.urgent_messages += 1
+        else:
+            self._bulk_inflight += 1
+        if _LOGGER.isEnabledFor(logging.DEBUG):
+            _LOGGER.debug(
+                "%s: published %s (%d readings, %d bytes, urgent=%s)",
+                self.gateway_id,
+                batch.message_id,
+                n,
+                len(payload),
+                batch.urgent,
+            )
+
+
+def _log_task_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _LOGGER.error("publisher task failed", exc_info=task.exception())
+
+
+def new_event_id() -> str:
+    return f"e-{uuid.uuid4().hex}"
