@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS readings (
 );
 CREATE INDEX IF NOT EXISTS readings_pending ON readings (urgent, seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS readings_in_flight ON readings (sent_at) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS readings_message ON readings (message_id) WHERE state = 1;
 CREATE TABLE IF NOT EXISTS rejected (
     reading_id TEXT PRIMARY KEY,
     device_key TEXT NOT NULL,
