@@ -43,7 +43,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     host = args.host or settings.http.host
     port = args.port or settings.http.port
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=True)
+    # uvicorn's access log prints request paths, and paths hold person ids: off unless asked for
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_config=None, access_log=args.access_log
+    )
     return EXIT_OK
 
 
@@ -135,6 +138,9 @@ def register(subparsers: Any) -> None:
     serve = sub.add_parser("serve", help="run the API (uvicorn)")
     serve.add_argument("--host", default=None, help="default: ANJIA_CLOUD__HTTP__HOST")
     serve.add_argument("--port", type=int, default=None, help="default: ANJIA_CLOUD__HTTP__PORT")
+    serve.add_argument(
+        "--access-log", action="store_true", help="log every request path (they hold person ids)"
+    )
     serve.set_defaults(func=_cmd_serve)
 
     migrate = sub.add_parser("migrate", help="upgrade the database schema")

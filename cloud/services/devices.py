@@ -113,7 +113,7 @@ class DeviceService:
         )
         self._audit.record(actor, AuditAction.CREATE, "gateway", row.id, household_id=household_id)
         self._session.commit()
-        _LOGGER.info("gateway %s enrolled for household %s", uid, household_id)
+        _LOGGER.info("gateway %s enrolled", uid)
         return GatewayCredentials(row, uid, password)
 
     def reset_gateway_password(self, actor: Actor, gateway_id: uuid.UUID) -> GatewayCredentials:

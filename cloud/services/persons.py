@@ -120,7 +120,7 @@ class PersonService:
             household_id=household_id,
         )
         self._session.commit()
-        _LOGGER.info("person %s created in household %s", person_id, household_id)
+        _LOGGER.debug("person %s created in household %s", person_id, household_id)
         return self._view(row)
 
     def _id_number(self, new: NewPerson) -> tuple[str | None, str | None]:

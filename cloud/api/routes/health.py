@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Response
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.api.deps import RuntimeDep
 from cloud.api.schemas import Health
-from cloud.db.migrate import current_revision
+from cloud.db.migrate import stored_revision
 
 router = APIRouter(tags=["health"])
 _LOGGER = logging.getLogger(__name__)
@@ -19,9 +18,7 @@ _LOGGER = logging.getLogger(__name__)
 @router.get("/healthz", response_model=Health)
 def healthz(runtime: RuntimeDep, response: Response) -> Health:
     try:
-        with runtime.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        revision = current_revision(runtime.engine)
+        revision = stored_revision(runtime.engine)
     except SQLAlchemyError as exc:
         _LOGGER.warning("health check: database unavailable (%s)", type(exc).__name__)
         response.status_code = 503

@@ -1,6 +1,8 @@
-"""Initial schema: clinics, doctors, households, persons, users, contracts, gateways, devices,
-cuff slots, readings, dead letters and the append-only audit log (UPDATE/DELETE refused by
-triggers on SQLite and PostgreSQL).
+"""Initial schema.
+
+Clinics, doctors, households, persons, users, contracts, gateways, devices, cuff slots,
+readings, dead letters and the append-only audit log (UPDATE/DELETE refused by triggers on
+SQLite and PostgreSQL).
 
 Revision ID: 0001
 Revises:
