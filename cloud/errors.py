@@ -76,9 +76,10 @@ class InvalidRequestError(CloudError):
 
     code = "invalid-request"
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: str, location: str = "body") -> None:
         self.field = field
         self.reason = reason
+        self.location = location  # "body", "header", "query" or "path"
         super().__init__(f"{field}: {reason}")
 
 

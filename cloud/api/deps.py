@@ -87,7 +87,7 @@ def get_actor(
             purpose = Purpose(x_anjia_purpose)
         except ValueError as exc:
             allowed = ", ".join(p.value for p in Purpose)
-            raise InvalidRequestError("X-Anjia-Purpose", f"one of {allowed}") from exc
+            raise InvalidRequestError("X-Anjia-Purpose", f"one of {allowed}", "header") from exc
     return Actor(principal, getattr(request.state, "request_id", None), purpose)
 
 
@@ -102,8 +102,8 @@ def get_persons(session: SessionDep, runtime: RuntimeDep) -> PersonService:
     return PersonService(session, runtime.cipher, runtime.blind_index, runtime.clock)
 
 
-def get_devices(session: SessionDep, runtime: RuntimeDep) -> DeviceService:
-    return DeviceService(session, runtime.clock, runtime.settings.auth.gateway_pbkdf2_iterations)
+def get_devices(session: SessionDep, runtime: RuntimeDep, settings: SettingsDep) -> DeviceService:
+    return DeviceService(session, runtime.clock, settings.auth.gateway_pbkdf2_iterations)
 
 
 DirectoryServiceDep = Annotated[DirectoryService, Depends(get_directory)]

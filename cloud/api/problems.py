@@ -74,7 +74,7 @@ async def _cloud_error(request: Request, exc: Exception) -> JSONResponse:
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
             extra: dict[str, Any] = {}
             if isinstance(exc, InvalidRequestError):
-                extra["errors"] = [{"loc": ["body", exc.field], "msg": exc.reason}]
+                extra["errors"] = [{"loc": [exc.location, exc.field], "msg": exc.reason}]
             return problem(request, status, exc.code, title, str(exc), headers, **extra)
     _LOGGER.error("internal error %s on %s", type(exc).__name__, request.url.path)
     return problem(request, 500, "internal", "服务器错误 Internal error", "see the server log")

@@ -73,6 +73,7 @@ def test_operator_reads_health_data_only_with_a_purpose(world: World) -> None:
     )
     r = world.get(f"/persons/{world.ids['p1']}", "operator", headers={"X-Anjia-Purpose": "fun"})
     assert r.status_code == 422
+    assert r.json()["errors"][0]["loc"] == ["header", "X-Anjia-Purpose"]
 
 
 def test_reading_one_person_and_their_readings(world: World) -> None:

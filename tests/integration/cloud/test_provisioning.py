@@ -268,3 +268,22 @@ def test_user_passwords_are_stored_as_argon2id(world: World, session: Session) -
     row = session.scalars(select(UserRow).where(UserRow.username == "d1")).one()
     assert row.password_hash.startswith("$argon2id$")
     assert PASSWORD not in row.password_hash
+
+
+def test_settings_dependency_can_be_overridden(world: World, session: Session) -> None:
+    """``get_settings`` is the documented override point: here, gateway hash rounds."""
+    from cloud.api.deps import get_settings
+
+    app = world.client.app
+    base = app.state.runtime.settings  # type: ignore[attr-defined]
+    cheap = base.model_copy(
+        update={"auth": base.auth.model_copy(update={"gateway_pbkdf2_iterations": 7})}
+    )
+    app.dependency_overrides[get_settings] = lambda: cheap  # type: ignore[attr-defined]
+    try:
+        body = world.post(f"/households/{world.ids['h2']}/gateways", "admin_a", json={}).json()
+    finally:
+        app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    row = session.get(GatewayRow, uuid.UUID(body["gateway"]["id"]))
+    assert row is not None
+    assert row.mqtt_password_hash.startswith("$7$7$")
