@@ -25,12 +25,12 @@ _PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"
 
 
 def find_pg_bin() -> Path | None:
-    """The directory holding initdb and pg_ctl, or None."""
+    """The directory holding initdb and pg_ctl, or None. ``ANJIA_PG_BIN`` overrides the search
+    (point it at another version's ``bin``, or at nothing to run without PostgreSQL)."""
     env = os.environ.get("ANJIA_PG_BIN")
-    candidates = [env] if env else []
-    candidates += list(_PG_BIN_CANDIDATES)
+    candidates = [env] if env is not None else [*_PG_BIN_CANDIDATES]
     base = Path("/usr/lib/postgresql")
-    if base.is_dir():
+    if env is None and base.is_dir():
         candidates += [str(p / "bin") for p in sorted(base.iterdir(), reverse=True)]
     for candidate in candidates:
         path = Path(candidate)
