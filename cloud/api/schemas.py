@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from cloud.domain import CareFlag, ContractStatus, Role, Sex
 from cloud.identifiers import IdType
@@ -51,8 +52,20 @@ Username = Annotated[
     str, Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 ]
 Password = Annotated[str, Field(min_length=10, max_length=256)]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("not an IANA time zone (e.g. Asia/Shanghai)") from exc
+    return value
+
+
 TimeZone = Annotated[
-    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_]+(/[A-Za-z_+-]+)*$")
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$"),
+    AfterValidator(_known_zone),
 ]
 Label = Annotated[str, Field(max_length=100)]
 HardwareId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]

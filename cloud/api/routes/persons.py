@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime
 
 from cloud.api.deps import ActorDep, PersonServiceDep
 from cloud.api.schemas import PersonCreate, PersonLookup, PersonPublic, ReadingPublic
@@ -77,8 +77,8 @@ def person_readings(
     actor: ActorDep,
     svc: PersonServiceDep,
     kind: Annotated[str | None, Query(max_length=32)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[ReadingPublic]:
     query = ReadingQuery(person_id=person_id, kind=kind, since=since, until=until, limit=limit)

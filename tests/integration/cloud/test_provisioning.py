@@ -287,3 +287,23 @@ def test_settings_dependency_can_be_overridden(world: World, session: Session) -
     row = session.get(GatewayRow, uuid.UUID(body["gateway"]["id"]))
     assert row is not None
     assert row.mqtt_password_hash.startswith("$7$7$")
+
+
+def test_unknown_time_zones_and_naive_times_are_refused(world: World) -> None:
+    r = world.post(
+        "/clinics", "operator", json={"code": "c-z", "name": "z", "timezone": "Mars/Base"}
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["loc"] == ["body", "timezone"]
+    r = world.post(
+        f"/clinics/{world.ids['clinic_a']}/households",
+        "admin_a",
+        json={"code": "HH-z", "timezone": "Asia/Urumqi"},
+    )
+    assert r.status_code == 201
+    readings = f"/persons/{world.ids['p1']}/readings"
+    r = world.get(readings, "d1", params={"since": "2026-03-01T00:00:00"})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["loc"] == ["query", "since"]
+    r = world.get(readings, "d1", params={"since": "2026-03-01T00:00:00+08:00"})
+    assert r.status_code == 200
