@@ -445,17 +445,52 @@ class MqttPublisher:
         while not self._stopping:
             self._wake.clear()
             await self._connected.wait()
-            worked = await self._bookkeeping()
-            batch = await self._take_batch()
+            worked = await self._requeue_if_due()
+            acks, self._ack_ids = self._ack_ids, []
+            rejections, self._rejections = self._rejections, []
+            pubacked, self._pubacked = self._pubacked, []
+            cfg = self.settings
+            bulk = (
+                self._bulk_inflight < cfg.inflight_messages
+                and self._unacked < cfg.max_unacked_readings
+            )
+            removed, rejected, batch = await self._in_db(
+                self._cycle, acks, rejections, pubacked, bulk
+            )
+            if removed or rejected:
+                self.stats.readings_acked += removed
+                self.stats.readings_rejected += rejected
+                self._unacked = max(0, self._unacked - removed - rejected)
+                worked = True
             if batch is not None:
                 self._send(batch)
                 continue
-            if not worked:
+            if not worked and not (self._ack_ids or self._rejections or self._pubacked):
                 self._idle.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), TICK_S)
 
-    async def _bookkeeping(self) -> bool:
+    def _cycle(
+        self,
+        acks: list[str],
+        rejections: list[RejectedReading],
+        pubacked: list[str],
+        bulk: bool,
+    ) -> tuple[int, int, Batch | None]:
+        """One trip to the outbox thread: apply PUBACKs and acks, then take the next batch (an
+        urgent reading always; bulk only when the windows allow)."""
+        if pubacked:
+            self.outbox.mark_published(pubacked)
+        removed = self.outbox.ack(acks) if acks else 0
+        rejected = self.outbox.reject(rejections) if rejections else 0
+        if bulk:
+            batch = self.outbox.next_batch(self.settings.batch_max_readings, max_urgent=1)
+        else:
+            batch = self.outbox.next_batch(1, urgent_only=True)
+        return removed, rejected, batch
+
+    async def _requeue_if_due(self) -> bool:
+        """Resend what is unacknowledged: after (re)connecting as needed, and on ack timeout."""
         worked = False
         if self._requeue_pending:
             self._requeue_pending = False
@@ -465,15 +500,6 @@ class MqttPublisher:
             )
             self.stats.readings_requeued += count
             self._unacked = 0 if not published_only else max(0, self._unacked - count)
-            worked = True
-        if self._ack_ids or self._rejections or self._pubacked:
-            acks, self._ack_ids = self._ack_ids, []
-            rejections, self._rejections = self._rejections, []
-            pubacked, self._pubacked = self._pubacked, []
-            removed, rejected = await self._in_db(self._apply, acks, rejections, pubacked)
-            self.stats.readings_acked += removed
-            self.stats.readings_rejected += rejected
-            self._unacked = max(0, self._unacked - removed - rejected)
             worked = True
         now = time.monotonic()
         if now - self._last_timeout_check >= TICK_S:
@@ -491,27 +517,6 @@ class MqttPublisher:
                 )
                 worked = True
         return worked
-
-    def _apply(
-        self, acks: list[str], rejections: list[RejectedReading], pubacked: list[str]
-    ) -> tuple[int, int]:
-        if pubacked:
-            self.outbox.mark_published(pubacked)
-        removed = self.outbox.ack(acks)
-        rejected = self.outbox.reject(rejections)
-        return removed, rejected
-
-    async def _take_batch(self) -> Batch | None:
-        cfg = self.settings
-        batch = await self._in_db(lambda: self.outbox.next_batch(1, urgent_only=True))
-        if batch is not None:
-            return batch
-        if (
-            self._bulk_inflight >= cfg.inflight_messages
-            or self._unacked >= cfg.max_unacked_readings
-        ):
-            return None
-        return await self._in_db(self.outbox.next_batch, cfg.batch_max_readings)
 
     def _send(self, batch: Batch) -> None:
         payload = encode_envelope(batch.message_id, self.gateway_id, self._clock(), batch.payloads)

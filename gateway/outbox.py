@@ -339,16 +339,19 @@ class SqliteOutbox:
                 )
         return AddResult(tuple(added), tuple(duplicates), tuple(refused), tuple(warnings))
 
-    def next_batch(self, max_n: int, *, urgent_only: bool = False) -> Batch | None:
+    def next_batch(
+        self, max_n: int, *, urgent_only: bool = False, max_urgent: int | None = None
+    ) -> Batch | None:
         """Reserve up to ``max_n`` pending readings under a new message id (state in flight).
-        Urgent readings come first and never share a batch with non-urgent ones."""
-        if max_n < 1:
-            raise ValueError("max_n must be positive")
+        Urgent readings come first (at most ``max_urgent`` of them, default ``max_n``) and never
+        share a batch with non-urgent ones; ``urgent_only`` returns None when none is pending."""
+        if max_n < 1 or (max_urgent is not None and max_urgent < 1):
+            raise ValueError("max_n and max_urgent must be positive")
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 urgent = 1
-                rows = self._select_pending(1, max_n)
+                rows = self._select_pending(1, min(max_n, max_urgent or max_n))
                 if not rows and not urgent_only:
                     urgent = 0
                     rows = self._select_pending(0, max_n)
@@ -509,7 +512,8 @@ class SqliteOutbox:
             return tuple(
                 row[0]
                 for row in self._db.execute(
-                    "SELECT reading_id FROM readings WHERE message_id = ? ORDER BY seq",
+                    "SELECT reading_id FROM readings WHERE message_id = ? AND state = 1 "
+                    "ORDER BY seq",
                     (message_id,),
                 )
             )

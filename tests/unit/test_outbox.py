@@ -299,3 +299,12 @@ def test_fill_warnings_become_loud_events(tmp_path: Path) -> None:
     assert events[-1].detail == {"depth": 10, "capacity": 10, "level": 1.0}
     assert all(e.message_zh and e.message_en for e in events)
     box.close()
+
+
+def test_urgent_readings_can_be_taken_one_per_message(outbox: SqliteOutbox) -> None:
+    outbox.add([reading(1), reading(2)])
+    outbox.add([reading(50, mmol=2.5), reading(51, mmol=2.4)], urgent=True)
+    sizes = []
+    while (batch := outbox.next_batch(10, max_urgent=1)) is not None:
+        sizes.append((len(batch.reading_ids), batch.urgent))
+    assert sizes == [(1, True), (1, True), (2, False)]
