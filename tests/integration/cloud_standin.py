@@ -33,6 +33,7 @@ class StandInCloud:
     password: str | None = None
     drop_acks: int = 0  # the first N acks are not sent (lost on the way)
     acking: bool = True
+    reject: Callable[[c.ReadingMessage], str | None] | None = None  # reason, or None to store
     stored: dict[str, c.ReadingMessage] = field(default_factory=dict)
     deliveries: Counter[str] = field(default_factory=Counter)  # reading_id -> times received
     statuses: list[c.StatusMessage] = field(default_factory=list)
@@ -106,12 +107,15 @@ class StandInCloud:
                 self._changed.notify_all()
             return
         assert isinstance(decoded, c.ReadingEnvelope)
-        accepted, duplicates = [], []
+        accepted, duplicates, rejected = [], [], []
         with self._changed:
             self.envelopes += 1
             for reading in decoded.readings:
                 self.deliveries[reading.reading_id] += 1
-                if reading.reading_id in self.stored:
+                reason = self.reject(reading) if self.reject else None
+                if reason is not None:
+                    rejected.append(c.Rejection(reading_id=reading.reading_id, reason=reason))
+                elif reading.reading_id in self.stored:
                     duplicates.append(reading.reading_id)
                 else:
                     self.stored[reading.reading_id] = reading
@@ -130,6 +134,7 @@ class StandInCloud:
             acked_at=datetime.now(UTC),
             accepted=tuple(accepted),
             duplicates=tuple(duplicates),
+            rejected=tuple(rejected),
         )
         client.publish(c.topic(gateway_id, c.Channel.ACKS), c.encode(ack), qos=1)
         with self._lock:

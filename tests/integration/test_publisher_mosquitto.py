@@ -152,6 +152,57 @@ async def test_normal_flow_delivers_everything_once_and_empties_the_outbox(
     assert await until(cloud, lambda s: s.statuses[-1].state == "offline", 5)
 
 
+async def test_rejections_bad_messages_status_and_events(
+    mosquitto: Mosquitto, outbox: SqliteOutbox
+) -> None:
+    """The cloud refuses one reading; garbage arrives on the down topics; the gateway keeps
+    going, sets the refused reading aside, and reports status and events."""
+    refused = readings(0, 1)[0].reading_id
+    cloud = StandInCloud(
+        "127.0.0.1",
+        mosquitto.port,
+        reject=lambda r: "unsupported_kind" if r.reading_id == refused else None,
+    ).start()
+    diagnostics = (c.DeviceDiagnostics(device_key="sysid:1", kind="glucose_meter", battery_pct=55),)
+    outbox.add(readings(0, 20))
+    publisher = MqttPublisher(
+        fast(port=mosquitto.port), outbox, GW, diagnostics=lambda: diagnostics, software_version="t"
+    )
+    await publisher.start()
+    try:
+        assert await publisher.wait_connected(10)
+        for channel in (c.Channel.ACKS, c.Channel.CONFIG):
+            cloud.client.publish(c.topic(GW, channel), b'{"schema_version": 1, "oops"', qos=1)
+        assert await publisher.wait_idle(15), publisher.stats
+        assert len(cloud.stored) == 19
+        assert outbox.rejected_readings()[0].reading_id == refused
+        assert outbox.stats().rejected == 1
+        assert publisher.stats.readings_rejected == 1
+        assert await until(cloud, lambda s: s.statuses and s.statuses[-1].devices == diagnostics, 5)
+        assert cloud.statuses[-1].software_version == "t"
+        await asyncio.sleep(0.2)
+        assert publisher.stats.bad_messages == 2
+        event = c.EventMessage(
+            schema_version=1,
+            gateway_id=GW,
+            event_id="e-1",
+            occurred_at=T0,
+            type="urgent_reading",
+            severity="critical",
+        )
+        await publisher.publish_event(event)
+        assert await until(cloud, lambda s: s.events == [event], 5)
+        await publisher.publish_status()
+        assert await until(
+            cloud,
+            lambda s: s.statuses[-1].outbox is not None and s.statuses[-1].outbox.rejected == 1,
+            5,
+        )
+    finally:
+        await publisher.stop()
+        cloud.stop()
+
+
 async def test_an_urgent_reading_goes_out_at_once_even_when_the_bulk_window_is_full(
     mosquitto: Mosquitto, outbox: SqliteOutbox
 ) -> None:
