@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,22 @@ def make_test_pki(directory: Path) -> Pki:
         client_key=write_key(client_key, directory / "client.key"),
         other_ca_file=write_cert(other, directory / "other-ca.pem"),
     )
+
+
+# --- fixtures (registered for every test by tests/conftest.py) ----------------------------------
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A started Mosquitto on a free loopback port (anonymous, the docs/mqtt.md limits)."""
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+async def amqtt_broker() -> AsyncIterator[Amqtt]:
+    """amqtt embedded in the test's event loop (MQTT 3.1.1, no $share)."""
+    broker = Amqtt()
+    await broker.start()
+    yield broker
+    await broker.stop()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# Real MQTT brokers for any test: the `mosquitto` and `amqtt_broker` fixtures (docs/mqtt.md).
+pytest_plugins = ("tests.brokers",)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

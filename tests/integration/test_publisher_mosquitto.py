@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,22 +70,6 @@ def fast(**overrides: object) -> MqttSettings:
         "keepalive_s": 5,
     }
     return MqttSettings(**{**base, **overrides})
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    broker = Mosquitto(tmp_path / "mosquitto")
-    broker.start()
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
-async def amqtt_broker() -> AsyncIterator[Amqtt]:
-    broker = Amqtt()
-    await broker.start()
-    yield broker
-    await broker.stop()
 
 
 @pytest.fixture
