@@ -59,7 +59,7 @@ from gateway.contract import (
 from gateway.mqtt_settings import MqttSettings
 from gateway.outbox import Batch, OutboxStats, RejectedReading, SqliteOutbox
 
-__all__ = ["MqttPublisher", "PublishError", "PublisherStats"]
+__all__ = ["MqttPublisher", "PublishError", "PublisherStats", "new_event_id"]
 
 _LOGGER = logging.getLogger(__name__)
 _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
@@ -388,8 +388,18 @@ class MqttPublisher:
         self._loop = None
 
     def notify(self, *, urgent: bool = False) -> None:
-        """New readings are in the outbox. Call from the loop thread."""
-        self._wake.set()
+        """New readings are in the outbox (``urgent``: at least one urgent). Any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._wake.set()
+        else:
+            self._call(self._wake.set)
 
     async def wait_connected(self, timeout_s: float) -> bool:
         try:

@@ -120,8 +120,12 @@ async def test_normal_flow_delivers_everything_once_and_empties_the_outbox(
     try:
         assert await publisher.wait_connected(10)
         later = readings(500, 30)
-        await asyncio.to_thread(outbox.add, later)
-        publisher.notify()
+
+        def sync_from_another_thread() -> None:  # like a supervisor in a worker thread
+            outbox.add(later)
+            publisher.notify()
+
+        await asyncio.to_thread(sync_from_another_thread)
         assert await publisher.wait_idle(15)
         assert await until(cloud, lambda s: len(s.stored) == 530, 5)
         assert set(cloud.stored) == ids(first) | ids(later)
