@@ -359,10 +359,12 @@ class SqliteOutbox:
                     self._db.execute("COMMIT")
                     return None
                 message_id = self._new_message_id()
-                self._db.executemany(
+                # the rows taken are exactly the pending ones of this class up to the last seq
+                # (same transaction): one statement instead of one per row
+                self._db.execute(
                     "UPDATE readings SET state = 1, message_id = ?, sent_at = ?, puback_at = NULL,"
-                    " attempts = attempts + 1 WHERE seq = ?",
-                    [(message_id, self._clock(), row[0]) for row in rows],
+                    " attempts = attempts + 1 WHERE state = 0 AND urgent = ? AND seq <= ?",
+                    (message_id, self._clock(), urgent, rows[-1][0]),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
