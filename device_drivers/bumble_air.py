@@ -120,4 +120,8 @@ class BumbleAir:
             self._host_transport = None
         for transport in self._exposed:
             await transport.close()
+            # bumble's tcp-server transport does not close its listening socket itself (0.0.236)
+            server = getattr(transport, "server", None)
+            if server is not None:
+                server.close()
         self._exposed.clear()
