@@ -13,9 +13,12 @@ Behaviour follows the BlueZ backend, which is what the gateway runs in productio
   while scanning until the timeout), else :class:`~bleak.exc.BleakDeviceNotFoundError`. The whole
   connect (locate, create, pair, MTU exchange, discovery) honours one timeout and raises
   :class:`TimeoutError` when it runs out, disconnecting whatever was established.
-* ``pair=True`` encrypts with the stored bond, or pairs and bonds (Just Works by default) before
-  discovery. An ATT Insufficient Authentication/Encryption (0x05/0x0F, spec §1.5) on a later
-  operation then triggers one pairing and one retry.
+* ``pair=True``: a bonded device is encrypted with the stored bond while connecting; an unbonded
+  one is paired and bonded (Just Works by default) the first time it answers an operation with
+  ATT Insufficient Authentication/Encryption (0x05/0x0F, spec ble.md §1.5), and that operation is
+  retried once. Pairing on demand, as BlueZ's own security retry and macOS do, keeps devices that
+  do not support pairing usable; ``pair()`` pairs at once. With ``pair=False`` nothing is
+  encrypted or retried unless ``pair()`` is called.
 * ATT errors surface as :class:`~bleak.exc.BleakGATTProtocolError` with the ATT code; link loss
   during an operation as :class:`.errors.BumbleLinkLostError`; pairing failures as
   :class:`.errors.BumblePairingError`.
@@ -166,7 +169,7 @@ class BumbleBleakClient(BaseBleakClient):
         self._attach(connection)
         try:
             async with asyncio.timeout_at(deadline):
-                if pair:
+                if pair and await self._has_bond(connection):
                     await self._secure(connection, during="pair")
                 self._pair_on_demand = pair
                 await self._exchange_mtu()
@@ -270,13 +273,19 @@ class BumbleBleakClient(BaseBleakClient):
                     await keystore.delete(name)
         await self.disconnect()
 
-    async def _secure(self, connection: Connection, *, during: str, fresh: bool = False) -> None:
-        """Encrypt with the stored bond, or pair and bond (``fresh`` forces a new pairing)."""
-        if connection.is_encrypted and not fresh:
-            return
+    @staticmethod
+    async def _has_bond(connection: Connection) -> bool:
         keystore = connection.device.keystore
         keys = await keystore.get(str(connection.peer_address)) if keystore else None
-        use_bond = keys is not None and not fresh and (keys.ltk or keys.ltk_central) is not None
+        return keys is not None and (keys.ltk or keys.ltk_central) is not None
+
+    async def _secure(self, connection: Connection, *, during: str) -> None:
+        """Encrypt with the stored bond, else pair and bond. No-op on an encrypted link (bumble's
+        SMP does not re-pair an encrypted link, and the same IO capabilities would give the same
+        key strength anyway)."""
+        if connection.is_encrypted:
+            return
+        use_bond = await self._has_bond(connection)
         try:
             if use_bond:
                 await connection.encrypt()
@@ -422,7 +431,8 @@ class BumbleBleakClient(BaseBleakClient):
         await self._gatt("unsubscribe", lambda: proxy.unsubscribe(on_value))
 
     async def _gatt(self, operation: str, action: Callable[[], Awaitable[_T]]) -> _T:
-        """Run one GATT procedure; pair once and retry on a security ATT error when asked to."""
+        """Run one GATT procedure; on a security ATT error over an unencrypted link, pair once and
+        retry once when ``pair=True`` was asked for."""
         connection = self._require_connection()
         with self._errors(operation):
             try:
@@ -432,6 +442,7 @@ class BumbleBleakClient(BaseBleakClient):
                     exc.error_code not in SECURITY_ATT_ERRORS
                     or not self._pair_on_demand
                     or self._security_retry_used
+                    or connection.is_encrypted
                 ):
                     raise
                 _LOGGER.debug(
@@ -441,7 +452,7 @@ class BumbleBleakClient(BaseBleakClient):
                     exc.error_code,
                 )
             self._security_retry_used = True
-            await self._secure(connection, during="pair", fresh=connection.is_encrypted)
+            await self._secure(connection, during="pair")
             return await action()
 
     @contextlib.contextmanager
