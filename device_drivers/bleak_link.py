@@ -319,7 +319,10 @@ class BleakGattLink:
         )
 
     async def subscribe(self, uuid16: int, callback: ValueCallback) -> None:
+        """Enable notifications/indications; subscribing again replaces the callback."""
         characteristic = self._require(uuid16, ConnectStage.SUBSCRIBE)
+        if uuid16 in self._subscribed:
+            await self.unsubscribe(uuid16)
 
         def on_value(_: BleakGATTCharacteristic, data: bytearray) -> None:
             callback(uuid16, bytes(data))

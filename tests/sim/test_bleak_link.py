@@ -171,6 +171,14 @@ async def test_subscribe_indications_and_notifications_by_uuid16(
     await link.unsubscribe(INTERMEDIATE_CUFF_PRESSURE)
     await link.unsubscribe(INTERMEDIATE_CUFF_PRESSURE)  # idempotent
 
+    # subscribing again replaces the callback
+    again: asyncio.Queue[bytes] = asyncio.Queue()
+    await link.subscribe(BLOOD_PRESSURE_MEASUREMENT, lambda _u, d: again.put_nowait(d))
+    async with asyncio.timeout(TIMEOUT_S):
+        await cuff.device.indicate_subscribers(cuff.measurement, b"\x01")
+        assert await again.get() == b"\x01"
+    assert received.empty()
+
 
 async def test_link_loss_is_typed_and_reported(air: BumbleAir, cuff: Cuff) -> None:
     lost: list[BleakGattLink] = []
