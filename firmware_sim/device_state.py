@@ -417,6 +417,11 @@ class SimGlucoseMeter(SimDevice):
         if self.faults_active and self.faults.silent_racp:
             self._procedure_running = True  # hangs until the link drops
             return RacpOutcome(None, starts_procedure=True)
+        if op_code in (
+            RacpOpCode.NUMBER_OF_STORED_RECORDS_RESPONSE,
+            RacpOpCode.RESPONSE_CODE,
+        ):  # server-to-client op codes written by a client
+            return _respond(None, op_code, RacpResponseCode.OP_CODE_NOT_SUPPORTED)
         try:
             request = RacpMessage.from_bytes(data)
         except DecodeError:
@@ -599,7 +604,7 @@ def cuff_pressure_profile(
     top = systolic_mmhg + 30
     bottom = max(diastolic_mmhg - 10, 0)
     rising = [*range(0, top, inflate_step), top]
-    falling = list(range(top - deflate_step, bottom - 1, -deflate_step))
+    falling = [p for p in range(top - deflate_step, bottom - deflate_step, -deflate_step) if p >= 0]
     return (*rising, *falling)
 
 
