@@ -117,7 +117,7 @@ def test_missed_readings_has_a_gap_of_days(seed: int) -> None:
     every = sorted(
         [s.measured_at for s in data.glucose] + [r.measured_at for r in data.blood_pressure]
     )
-    longest = max(b - a for a, b in zip(every, every[1:], strict=False))
+    longest = max(b - a for a, b in itertools.pairwise(every))
     assert longest >= timedelta(days=3)
     assert make("well_controlled", seed).glucose  # the ordinary scenario has no such gap
     ordinary = sorted(s.measured_at for s in make("well_controlled", seed).blood_pressure)
