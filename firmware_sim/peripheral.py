@@ -256,8 +256,14 @@ class _SimPeripheral:
 
     # -- connections ----------------------------------------------------------------------------
     def _on_connection(self, connection: Connection) -> None:
-        self.connection = connection
         self.connections += 1
+        if self._state.faults.unconnectable:
+            # Real controllers honour the non-connectable advertising type; bumble's virtual
+            # controller connects anyway, so hang up before serving anything.
+            _LOGGER.info("%s fault: refusing the connection", self.name)
+            self._spawn(connection.disconnect())
+            return
+        self.connection = connection
         self._state.on_connect()
         _LOGGER.info("%s connected to %s", self.name, connection.peer_address)
 
