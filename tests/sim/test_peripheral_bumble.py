@@ -456,3 +456,31 @@ async def test_scenario_meter_round_trip_in_mol_per_litre(
         assert min(got) < 3.0  # type: ignore[type-var]
     finally:
         await meter.stop()
+
+
+async def test_advertising_window_then_sleep_until_the_next_measurement(
+    air: BumbleAir, collector: Collector
+) -> None:
+    state = SimGlucoseMeter(clock, samples=glucose_samples(2))
+    meter = await SimMeter(air, state, advertising_window_s=0.1).start()
+    heard: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    def on_advertisement(advertisement: Advertisement) -> None:
+        if advertisement.address == meter.device.random_address:
+            heard.append(loop.time())
+
+    collector.device.on("advertisement", on_advertisement)
+    await collector.device.start_scanning(filter_duplicates=False)
+    try:
+        await asyncio.sleep(0.3)
+        assert heard  # advertised at first...
+        quiet_since = loop.time()
+        await asyncio.sleep(0.2)
+        assert not [t for t in heard if t > quiet_since]  # ...then went to sleep
+        await meter.add_measurement(GlucoseSample(NOW, 6.6))
+        await asyncio.sleep(0.08)
+        assert [t for t in heard if t > quiet_since]  # a new test wakes it up
+    finally:
+        await collector.device.stop_scanning()
+        await meter.stop()
