@@ -35,6 +35,7 @@ __all__ = [
     "HttpSettings",
     "IngestMqttSettings",
     "Mode",
+    "TsdbSettings",
 ]
 
 Mode = Literal["dev", "demo", "production"]
@@ -185,6 +186,45 @@ class IngestMqttSettings(_Section):
     topic_prefix: str = "anjia/v1"
     batch_size: int = Field(default=200, ge=1, le=10_000)
     batch_interval_ms: int = Field(default=50, ge=1, le=10_000)
+    # --- ingest workers (cloud.ingest, docs/ingest.md) ---
+    protocol: Literal["mqtt5", "mqtt311"] = Field(
+        default="mqtt5", description="mqtt311 only for amqtt (the demo; no shared subscriptions)"
+    )
+    receive_maximum: int = Field(
+        default=1000,
+        ge=1,
+        le=65535,
+        description="messages the broker may have in flight to one worker before its PUBACKs "
+        "(sent only after the batch commits): the backpressure window, also the queue bound",
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        default=3600,
+        ge=0,
+        le=7 * 86400,
+        description="a restarted worker resumes its broker session (unacked messages come back)",
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="`anjia cloud ingest` processes")
+    db_retry_max_s: float = Field(
+        default=30.0, gt=0, le=600, description="longest wait between retries of a failed commit"
+    )
+
+
+class TsdbSettings(_Section):
+    """The time-series mirror (``cloud.timeseries``): InfluxDB v2 write API, off by default.
+
+    VictoriaMetrics accepts the same API (org and bucket are then ignored)."""
+
+    enabled: bool = False
+    url: str = "http://127.0.0.1:8086"
+    org: str = "anjia"
+    bucket: str = "anjia"
+    token: SecretStr | None = None
+    batch_size: int = Field(default=5000, ge=1, le=100_000, description="points per write")
+    interval_ms: int = Field(default=1000, ge=10, le=600_000, description="poll when idle")
+    timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+    retry_min_s: float = Field(default=1.0, gt=0, le=600)
+    retry_max_s: float = Field(default=60.0, gt=0, le=3600)
 
 
 class HttpSettings(_Section):
@@ -206,6 +246,7 @@ class CloudSettings(BaseSettings):
     crypto: CryptoSettings = Field(default_factory=CryptoSettings)
     mqtt: IngestMqttSettings = Field(default_factory=IngestMqttSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    tsdb: TsdbSettings = Field(default_factory=TsdbSettings)
 
     @model_validator(mode="after")
     def _refuse_example_secrets(self) -> CloudSettings:

@@ -43,10 +43,13 @@ __all__ = [
     "DeadLetterRow",
     "DeviceRow",
     "DoctorRow",
+    "GatewayEventRow",
     "GatewayRow",
+    "GatewayStatusRow",
     "HouseholdRow",
     "PersonRow",
     "ReadingRow",
+    "TsdbPendingRow",
     "UserRow",
 ]
 
@@ -330,3 +333,63 @@ class AuditRow(Base):
     purpose: Mapped[Purpose | None] = mapped_column(_enum(Purpose, "audit_purpose"))
     outcome: Mapped[AuditOutcome] = mapped_column(_enum(AuditOutcome, "audit_outcome"))
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- ingest (revision 0002): gateway status, gateway events, the time-series mirror's queue ---
+class GatewayStatusRow(Base):
+    """The latest ``up/status`` of a gateway (last seen, online/offline, outbox, diagnostics).
+
+    One row per gateway, replaced by each status the ingest receives (in order of receipt:
+    a last will carries its connect time as ``sent_at``, so ``received_at`` orders them)."""
+
+    __tablename__ = "gateway_status"
+
+    gateway_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("gateways.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    sent_at: Mapped[datetime]
+    received_at: Mapped[datetime]  # when the ingest got it: "last seen"
+    offline_since: Mapped[datetime | None]
+    software_version: Mapped[str] = mapped_column(String(64), default="")
+    config_version: Mapped[int | None] = mapped_column(Integer)
+    outbox: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    devices: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class GatewayEventRow(Base):
+    """An ``up/events`` message (urgent reading, outbox filling, device failing...): stored once
+    per (gateway, event id), an alert candidate until ``handled_at`` is set by the alerts."""
+
+    __tablename__ = "gateway_events"
+
+    id: Mapped[int] = mapped_column(BIGINT, primary_key=True, autoincrement=True)
+    gateway_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("gateways.id"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"))
+    person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"))
+    type: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    device_key: Mapped[str | None] = mapped_column(String(128))
+    reading_id: Mapped[str | None] = mapped_column(String(128))
+    rule_id: Mapped[str | None] = mapped_column(String(64))
+    message_zh: Mapped[str] = mapped_column(String(2000), default="")
+    message_en: Mapped[str] = mapped_column(String(2000), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    handled_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("gateway_id", "event_id"),
+        Index("ix_gateway_events_household_time", "household_id", "occurred_at"),
+    )
+
+
+class TsdbPendingRow(Base):
+    """Readings stored but not yet mirrored to the time-series database: written in the ingest's
+    transaction, deleted by the mirror once the TSDB accepted them (a transactional outbox, so an
+    outage of the TSDB never blocks or loses ingest, and concurrent workers leave no holes)."""
+
+    __tablename__ = "tsdb_pending"
+
+    id: Mapped[int] = mapped_column(BIGINT, primary_key=True, autoincrement=True)
+    reading_id: Mapped[str] = mapped_column(String(128))

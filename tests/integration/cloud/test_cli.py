@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from cloud.db.migrate import head_revision
 from cloud.main import create_app, load_settings
 from gateway.cli import main
 
@@ -28,7 +29,7 @@ def test_migrate_then_create_operator_who_can_log_in(
     env_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert main(["cloud", "migrate"]) == 0
-    assert "database at revision 0001" in capsys.readouterr().out
+    assert f"database at revision {head_revision()}" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.StringIO("a long operator password\n"))
     assert main(["cloud", "create-operator", "root", "--password-stdin"]) == 0
     out = capsys.readouterr().out
