@@ -1,0 +1,181 @@
+"""Queries of the ingest workers and the time-series mirror: gateway and device lookups for
+attribution, gateway status upserts, gateway events, and the mirror's queue (``tsdb_pending``).
+
+Like every repository these add, flush and query, and never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cloud.db.models import (
+    CuffSlotRow,
+    DeviceRow,
+    GatewayEventRow,
+    GatewayRow,
+    GatewayStatusRow,
+    PersonRow,
+    ReadingRow,
+    TsdbPendingRow,
+)
+
+__all__ = [
+    "AttributionRepository",
+    "GatewayEventRepository",
+    "GatewayStatusRepository",
+    "TsdbPendingRepository",
+]
+
+
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT (both have ON CONFLICT: SQLite 3.24+ and PostgreSQL)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+class AttributionRepository:
+    """What the ingest needs to attribute a reading: the gateway (its household) and the
+    household's devices with their owners and cuff slots."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def gateways(self, uids: Collection[str]) -> Sequence[Any]:
+        """Rows of (id, uid, household_id, config_version, revoked_at) for these uids."""
+        if not uids:
+            return ()
+        stmt = select(
+            GatewayRow.id,
+            GatewayRow.uid,
+            GatewayRow.household_id,
+            GatewayRow.config_version,
+            GatewayRow.revoked_at,
+        ).where(GatewayRow.uid.in_(list(uids)))
+        return self._session.execute(stmt).all()
+
+    def household_devices(
+        self, household_id: uuid.UUID
+    ) -> tuple[Sequence[DeviceRow], Sequence[CuffSlotRow]]:
+        devices = self._session.scalars(
+            select(DeviceRow).where(DeviceRow.household_id == household_id)
+        ).all()
+        if not devices:
+            return devices, ()
+        slots = self._session.scalars(
+            select(CuffSlotRow).where(CuffSlotRow.device_id.in_([d.id for d in devices]))
+        ).all()
+        return devices, slots
+
+    def members(self, household_id: uuid.UUID, person_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """The subset of ``person_ids`` that are members of the household."""
+        if not person_ids:
+            return set()
+        stmt = select(PersonRow.id).where(
+            PersonRow.household_id == household_id, PersonRow.id.in_(list(person_ids))
+        )
+        return set(self._session.scalars(stmt).all())
+
+
+class GatewayStatusRepository:
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def upsert(self, values: dict[str, Any]) -> None:
+        """Insert or replace the gateway's status, unless a status received later is stored
+        (two workers may commit out of order). ``offline_since`` survives later offline
+        messages and is cleared by the next online one."""
+        insert = _insert(self._session)
+        stmt = insert(GatewayStatusRow).values(**values)
+        excluded = stmt.excluded
+        table = GatewayStatusRow.__table__
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[GatewayStatusRow.gateway_id],
+            set_={
+                "state": excluded.state,
+                "sent_at": excluded.sent_at,
+                "received_at": excluded.received_at,
+                "offline_since": excluded.offline_since
+                if values["state"] == "online"
+                else func.coalesce(table.c.offline_since, excluded.offline_since),
+                "software_version": excluded.software_version,
+                "config_version": excluded.config_version,
+                "outbox": excluded.outbox,
+                "devices": excluded.devices,
+            },
+            where=table.c.received_at <= excluded.received_at,
+        )
+        self._session.execute(stmt)
+
+    def get(self, gateway_id: uuid.UUID) -> GatewayStatusRow | None:
+        return self._session.get(GatewayStatusRow, gateway_id)
+
+
+class GatewayEventRepository:
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def insert_many(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Store events not seen before (unique per gateway and event id); returns how many."""
+        if not rows:
+            return 0
+        insert = _insert(self._session)
+        stmt = (
+            insert(GatewayEventRow)
+            .on_conflict_do_nothing(index_elements=["gateway_id", "event_id"])
+            .returning(GatewayEventRow.id)
+        )
+        return len(self._session.execute(stmt, list(rows)).all())
+
+    def unhandled(self, limit: int = 100) -> Sequence[GatewayEventRow]:
+        stmt = (
+            select(GatewayEventRow)
+            .where(GatewayEventRow.handled_at.is_(None))
+            .order_by(GatewayEventRow.id)
+            .limit(limit)
+        )
+        return self._session.scalars(stmt).all()
+
+
+class TsdbPendingRepository:
+    """The time-series mirror's queue: reading ids stored but not yet written to the TSDB."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, reading_ids: Collection[str]) -> None:
+        if reading_ids:
+            self._session.execute(insert(TsdbPendingRow), [{"reading_id": r} for r in reading_ids])
+
+    def next_batch(self, limit: int) -> Sequence[tuple[int, ReadingRow]]:
+        """The oldest pending entries joined to their readings: (pending id, reading)."""
+        stmt = (
+            select(TsdbPendingRow.id, ReadingRow)
+            .join(ReadingRow, ReadingRow.reading_id == TsdbPendingRow.reading_id)
+            .order_by(TsdbPendingRow.id)
+            .limit(limit)
+        )
+        return [(int(pid), row) for pid, row in self._session.execute(stmt).all()]
+
+    def delete(self, pending_ids: Collection[int]) -> int:
+        if not pending_ids:
+            return 0
+        result = self._session.execute(
+            delete(TsdbPendingRow).where(TsdbPendingRow.id.in_(list(pending_ids)))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def count(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(TsdbPendingRow)) or 0)
