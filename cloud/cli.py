@@ -1,5 +1,7 @@
 """`anjia cloud ...`: run and administer the cloud service.
 
+* ``anjia cloud ingest [--workers N]``: ingest workers on the shared subscription until SIGTERM
+  (settings ``ANJIA_CLOUD__MQTT__*``; the database must be migrated).
 * ``anjia cloud serve [--host H] [--port P]``: the API under uvicorn (settings from
   ``ANJIA_CLOUD__*``; migrations run at start unless ``ANJIA_CLOUD__DB__MIGRATE_ON_START=false``).
 * ``anjia cloud migrate``: ``alembic upgrade head`` on the configured database.
@@ -66,6 +68,41 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         print(f"database at revision {current_revision(engine)}")
     finally:
         engine.dispose()
+    return EXIT_OK
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from cloud.errors import ConfigError
+    from cloud.ingest.service import IngestService
+    from cloud.runtime import Runtime
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.workers is not None and args.workers < 1:
+        print("error: --workers needs at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    runtime = Runtime.build(settings)
+    try:
+        service = IngestService(runtime, workers=args.workers)
+        mqtt = settings.mqtt
+        print(
+            f"ingest: {len(service.workers)} worker(s) -> {mqtt.host}:{mqtt.port} "
+            f"({mqtt.protocol}), Ctrl-C to stop",
+            flush=True,
+        )
+        service.start()
+        service.run_until(stop)
+    finally:
+        runtime.close()
     return EXIT_OK
 
 
@@ -146,6 +183,12 @@ def register(subparsers: Any) -> None:
     migrate = sub.add_parser("migrate", help="upgrade the database schema")
     migrate.add_argument("--revision", default="head")
     migrate.set_defaults(func=_cmd_migrate)
+
+    ingest = sub.add_parser("ingest", help="run ingest workers (MQTT -> database)")
+    ingest.add_argument(
+        "--workers", type=int, default=None, help="workers in this process (default: settings)"
+    )
+    ingest.set_defaults(func=_cmd_ingest)
 
     operator = sub.add_parser("create-operator", help="create an operator account")
     operator.add_argument("username")
