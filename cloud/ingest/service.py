@@ -1,5 +1,8 @@
 """Running ingest workers in one process until told to stop: what `anjia cloud ingest` does.
 
+With the workers runs the :class:`~cloud.ingest.config_push.ConfigPusher`, which keeps every
+gateway's retained config message current.
+
 Each worker has its own MQTT client on the shared subscription and its own writer thread; the
 database engine is shared. Several workers in one process overlap database round trips; for more
 CPU, run the command several times (one process per core: the shared subscription splits the load
@@ -12,6 +15,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
+from cloud.ingest.config_push import ConfigPusher
 from cloud.ingest.hook import AlertHook
 from cloud.ingest.worker import IngestWorker
 from cloud.runtime import Runtime
@@ -31,6 +35,7 @@ class IngestService:
         workers: int | None = None,
         hook: AlertHook | None = None,
         name: str | None = None,
+        push_config: bool = True,
     ) -> None:
         cfg = runtime.settings.mqtt
         count = workers if workers is not None else cfg.workers
@@ -49,11 +54,23 @@ class IngestService:
             )
             for index in range(count)
         )
+        self.config_pusher = (
+            ConfigPusher(
+                cfg,
+                runtime.session_factory,
+                clock=runtime.clock,
+                client_id=f"{name}-config" if name else None,
+            )
+            if push_config
+            else None
+        )
 
     def start(self, ready_timeout_s: float = 10.0) -> bool:
         """Start every worker; True when all subscribed within ``ready_timeout_s``."""
         for worker in self.workers:
             worker.start()
+        if self.config_pusher is not None:
+            self.config_pusher.start()
         ready = all(worker.wait_ready(ready_timeout_s) for worker in self.workers)
         if ready:
             _LOGGER.info("ingest: %d worker(s) subscribed", len(self.workers))
@@ -66,6 +83,8 @@ class IngestService:
         self.stop()
 
     def stop(self) -> None:
+        if self.config_pusher is not None:
+            self.config_pusher.stop()
         for worker in self.workers:
             worker.stop()
         received = sum(w.stats.received for w in self.workers)

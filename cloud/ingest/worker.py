@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import queue
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -40,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.ingest.hook import AlertHook, NoopHook
 from cloud.ingest.store import BatchOutcome, BatchStore, Inbound, StoreUnavailableError
+from cloud.mqtt_client import make_cloud_client
 from cloud.runtime import system_clock
 from cloud.settings import IngestMqttSettings
 from gateway.contract import Channel, cloud_filter, encode
@@ -112,26 +111,7 @@ class IngestWorker:
 
     # --- MQTT ---------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        cfg = self.cfg
-        v5 = cfg.protocol == "mqtt5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if v5 else False,
-            manual_ack=True,
-        )
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
-        if cfg.username is not None:
-            password = None if cfg.password is None else cfg.password.get_secret_value()
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            context = ssl.create_default_context(
-                cafile=None if cfg.ca_file is None else str(cfg.ca_file)
-            )
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            client.tls_set_context(context)
-        client.reconnect_delay_set(1, 30)
+        client = make_cloud_client(self.cfg, self.client_id, manual_ack=True, logger=__name__)
         client.max_inflight_messages_set(_ACK_INFLIGHT)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect

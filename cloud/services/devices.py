@@ -154,29 +154,7 @@ class DeviceService:
         who = actor.principal
         if who.role is not Role.GATEWAY or who.gateway_id is None:
             raise AccessDeniedError("read", "gateway config")
-        gateway = self._gateway(who.gateway_id)
-        devices = self._views(gateway.household_id)
-        return ConfigMessage(
-            schema_version=SCHEMA_VERSION,
-            gateway_id=gateway.uid,
-            version=gateway.config_version,
-            issued_at=self._clock(),
-            devices=tuple(
-                DeviceConfig(
-                    kind=view.device.kind,
-                    system_id=view.device.system_id,
-                    serial_number=view.device.serial_number,
-                    address=view.device.address,
-                    person_ref=_ref(view.device.owner_person_id),
-                    user_slots=tuple(
-                        UserSlot(user_id=slot.user_id, person_ref=str(slot.person_id))
-                        for slot in view.slots
-                    ),
-                    label=view.device.label,
-                )
-                for view in devices
-            ),
-        )
+        return gateway_config_message(self._session, self._gateway(who.gateway_id), self._clock())
 
     def _gateway(self, gateway_id: uuid.UUID) -> GatewayRow:
         row = GatewayRepository(self._session).get(gateway_id)
@@ -271,13 +249,43 @@ class DeviceService:
             raise InvalidRequestError(field, "not a member of the device's household")
 
     def _views(self, household_id: uuid.UUID) -> list[DeviceView]:
-        repo = DeviceRepository(self._session)
-        devices = repo.list_by_household(household_id)
-        slots = repo.slots_of([d.id for d in devices])
-        by_device: dict[uuid.UUID, list[CuffSlotRow]] = {}
-        for slot in slots:
-            by_device.setdefault(slot.device_id, []).append(slot)
-        return [DeviceView(d, tuple(by_device.get(d.id, ()))) for d in devices]
+        return household_devices(self._session, household_id)
+
+
+def household_devices(session: Session, household_id: uuid.UUID) -> list[DeviceView]:
+    repo = DeviceRepository(session)
+    devices = repo.list_by_household(household_id)
+    slots = repo.slots_of([d.id for d in devices])
+    by_device: dict[uuid.UUID, list[CuffSlotRow]] = {}
+    for slot in slots:
+        by_device.setdefault(slot.device_id, []).append(slot)
+    return [DeviceView(d, tuple(by_device.get(d.id, ()))) for d in devices]
+
+
+def gateway_config_message(session: Session, gateway: GatewayRow, now: datetime) -> ConfigMessage:
+    """The gateway's enrollment as the contract's ConfigMessage: its household's devices, the
+    owner of each and the persons of a cuff's user slots (pseudonymous person ids, no names)."""
+    return ConfigMessage(
+        schema_version=SCHEMA_VERSION,
+        gateway_id=gateway.uid,
+        version=gateway.config_version,
+        issued_at=now,
+        devices=tuple(
+            DeviceConfig(
+                kind=view.device.kind,
+                system_id=view.device.system_id,
+                serial_number=view.device.serial_number,
+                address=view.device.address,
+                person_ref=_ref(view.device.owner_person_id),
+                user_slots=tuple(
+                    UserSlot(user_id=slot.user_id, person_ref=str(slot.person_id))
+                    for slot in view.slots
+                ),
+                label=view.device.label,
+            )
+            for view in household_devices(session, gateway.household_id)
+        ),
+    )
 
 
 def _ref(person_id: uuid.UUID | None) -> str | None:
