@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 from typing import Any
 
 from bumble.controller import Controller
@@ -37,6 +38,16 @@ _counter = itertools.count(1)
 def _static_address(n: int) -> str:
     # Random static addresses have the two top bits set (Core Vol 6 Part B 1.3.2.1).
     return f"C0:00:00:00:{(n >> 8) & 0xFF:02X}:{n & 0xFF:02X}"
+
+
+def _random_static_address() -> str:
+    """A random static address (two top bits set, the rest not all 0 or all 1): the host of
+    another process joins a shared simulated link, where counted addresses would collide."""
+    while True:
+        bits = secrets.randbits(46)
+        if bits not in (0, (1 << 46) - 1):
+            value = (0b11 << 46) | bits
+            return ":".join(f"{(value >> shift) & 0xFF:02X}" for shift in range(40, -1, -8))
 
 
 class BumbleAir:
@@ -87,7 +98,7 @@ class BumbleAir:
                 self._host_transport = await open_transport(self._moniker)
                 device = Device.with_hci(
                     name,
-                    Address(self.new_address(), Address.RANDOM_DEVICE_ADDRESS),
+                    Address(_random_static_address(), Address.RANDOM_DEVICE_ADDRESS),
                     self._host_transport.source,
                     self._host_transport.sink,
                 )
