@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from cloud.api.problems import install_problem_handlers
-from cloud.api.routes import auth, devices, directory, health, persons
+from cloud.api.routes import auth, devices, directory, fhir, health, persons
 from cloud.db.migrate import upgrade
 from cloud.errors import ConfigError
 from cloud.runtime import Clock, Runtime
@@ -77,6 +77,6 @@ def create_app(settings: CloudSettings | None = None, *, clock: Clock | None = N
         response.headers["X-Request-ID"] = rid
         return response
 
-    for module in (health, auth, directory, persons, devices):
+    for module in (health, auth, directory, persons, devices, fhir):
         app.include_router(module.router)
     return app
