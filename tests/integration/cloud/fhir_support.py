@@ -147,7 +147,7 @@ def glucose_series(n: int, *, start_seq: int = 1) -> list[c.ReadingMessage]:
 @dataclass
 class StatementCounter:
     count: int = 0
-    statements: list[str] = field(default_factory=list)
+    statements: list[tuple[str, Any]] = field(default_factory=list)
 
 
 @contextmanager
@@ -155,9 +155,9 @@ def count_statements(client: TestClient) -> Iterator[StatementCounter]:
     engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
     counter = StatementCounter()
 
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def before(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
         counter.count += 1
-        counter.statements.append(statement)
+        counter.statements.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", before)
     try:
@@ -166,8 +166,20 @@ def count_statements(client: TestClient) -> Iterator[StatementCounter]:
         event.remove(engine, "before_cursor_execute", before)
 
 
-def person_ref(world: World, name: str) -> str:
-    return str(world.ids[name])
+def explain(client: TestClient, statement: str, parameters: Any) -> str:
+    """The database's plan of a captured statement (EXPLAIN QUERY PLAN / EXPLAIN)."""
+    engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "postgresql":
+            cursor.execute("ANALYZE readings")
+            cursor.execute("EXPLAIN " + statement, parameters)
+        else:
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+        return "\n".join(str(row) for row in cursor.fetchall())
+    finally:
+        raw.close()
 
 
 def random_id() -> str:
