@@ -389,11 +389,45 @@ def _blood_pressure(reading: ReadingFacts) -> list[tuple[ObservationPart, Json]]
     return out
 
 
+_ELEMENT_ORDER: Final = {
+    name: i
+    for i, name in enumerate(
+        (
+            "resourceType",
+            "id",
+            "meta",
+            "extension",
+            "identifier",
+            "status",
+            "category",
+            "code",
+            "subject",
+            "effectiveDateTime",
+            "performer",
+            "valueQuantity",
+            "dataAbsentReason",
+            "interpretation",
+            "device",
+            "derivedFrom",
+            "component",
+        )
+    )
+}
+
+
+def _ordered(resource: Json) -> Json:
+    """The elements in the order of the FHIR specification's Observation (JSON does not care;
+    people reading a record do)."""
+    return dict(sorted(resource.items(), key=lambda item: _ELEMENT_ORDER.get(item[0], 99)))
+
+
 def observations(reading: ReadingFacts) -> list[tuple[ObservationPart, Json]]:
     """The Observations of one reading, in a fixed order (main, pulse, status). Unknown kinds
     give none (the ingest rejects them; a newer cloud may map them)."""
     if reading.kind == GLUCOSE:
-        return _glucose(reading)
-    if reading.kind == BLOOD_PRESSURE:
-        return _blood_pressure(reading)
-    return []
+        parts = _glucose(reading)
+    elif reading.kind == BLOOD_PRESSURE:
+        parts = _blood_pressure(reading)
+    else:
+        return []
+    return [(part, _ordered(resource)) for part, resource in parts]

@@ -74,19 +74,7 @@ def disclosure_for(role: Role, purpose: Purpose | None) -> Disclosure:
 
 
 def patient(person: PersonFacts, disclosure: Disclosure) -> Json:
-    resource: Json = {
-        "resourceType": "Patient",
-        "id": str(person.id),
-        "identifier": [{"system": f"{ANJIA_SID}person", "value": str(person.id)}],
-        "active": True,
-        "gender": person.sex if person.sex in ("female", "male") else "unknown",
-    }
-    if disclosure.name and person.name:
-        resource["name"] = [{"use": "official", "text": person.name}]
-    if disclosure.telecom and person.phone:
-        resource["telecom"] = [{"system": "phone", "value": person.phone, "use": "mobile"}]
-    if person.birth_year is not None:
-        resource["birthDate"] = f"{person.birth_year:04d}"
+    resource: Json = {"resourceType": "Patient", "id": str(person.id)}
     if not disclosure.name:
         resource["meta"] = {
             "security": [
@@ -97,6 +85,17 @@ def patient(person: PersonFacts, disclosure: Disclosure) -> Json:
                 }
             ]
         }
+    resource |= {
+        "identifier": [{"system": f"{ANJIA_SID}person", "value": str(person.id)}],
+        "active": True,
+        "gender": person.sex if person.sex in ("female", "male") else "unknown",
+    }
+    if disclosure.name and person.name:
+        resource["name"] = [{"use": "official", "text": person.name}]
+    if disclosure.telecom and person.phone:
+        resource["telecom"] = [{"system": "phone", "value": person.phone, "use": "mobile"}]
+    if person.birth_year is not None:
+        resource["birthDate"] = f"{person.birth_year:04d}"
     return resource
 
 

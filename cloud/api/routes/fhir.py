@@ -209,7 +209,17 @@ def read_device(device_id: str, actor: ActorDep, svc: FhirServiceDep) -> Respons
     return _fhir(svc.read_device(actor, device_id))
 
 
-@router.get("/{rest:path}", include_in_schema=False)
+_SERVED = frozenset({"Patient", "Observation", "Device"})
+
+
+@router.api_route(
+    "/{rest:path}",
+    methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,
+)
 def unsupported(rest: str) -> Response:
-    """Any other FHIR interaction: not supported here (an OperationOutcome, not problem+json)."""
+    """Any other FHIR interaction, as an OperationOutcome (not the API's problem+json): 405 for a
+    write to a resource type served here (the FHIR API is read-only), 404 otherwise."""
+    if rest.split("/", 1)[0] in _SERVED:
+        return _fhir(operation_outcome("not-supported", "read-only: only GET is served"), 405)
     return _fhir(operation_outcome("not-supported", "no such FHIR interaction here"), 404)

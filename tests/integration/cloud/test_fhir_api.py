@@ -289,6 +289,8 @@ def test_bad_parameters_are_operation_outcomes(fw: FhirWorld) -> None:
         fhir_json(w.get("/fhir/Encounter?patient=x", "d1"), 404)["issue"][0]["code"]
         == "not-supported"
     )
+    write = w.client.post(f"/fhir/Observation?patient={p1}", headers=w.headers["d1"], json={})
+    assert fhir_json(write, 405)["issue"][0]["code"] == "not-supported"
     unauth = w.get(f"/fhir/Patient/{p1}", "nobody")
     assert fhir_json(unauth, 401)["issue"][0]["code"] == "login"
     assert unauth.headers["www-authenticate"] == "Bearer"
@@ -420,9 +422,10 @@ def test_every_read_is_audited(fw: FhirWorld, session: Session) -> None:
         ("doctor", "patient", str(p1), "denied", None),
         ("operator", "patient", str(p1), "ok", "incident"),
     ]
-    assert all(
-        r.person_id == p1 for r in rows if r.resource_type != "device" or r.resource_id == str(p1)
-    )
+    # every row names the person, except the read of one device by its id (no person asked)
+    device_read = f"phd-{fw.ids['meter']}"
+    assert [r.person_id for r in rows if r.resource_id != device_read] == [p1] * 7
+    assert [r.person_id for r in rows if r.resource_id == device_read] == [None]
     assert all(r.household_id == w.ids["h1"] for r in rows)
 
 
