@@ -44,6 +44,7 @@ from cloud.fhir.model import (
 
 __all__ = [
     "FHIR_JSON",
+    "capability_statement",
     "disclosure_for",
     "operation_outcome",
     "patient",
@@ -213,4 +214,75 @@ def operation_outcome(code: str, diagnostics: str, *, severity: str = "error") -
     return {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
+    }
+
+
+def capability_statement(base_url: str, software_version: str, date: str) -> Json:
+    """What this server does (``GET /fhir/metadata``): R4, JSON, read-only, the search
+    parameters of docs/fhir.md, bearer tokens."""
+
+    def param(name: str, kind: str, doc: str) -> Json:
+        return {"name": name, "type": kind, "documentation": doc}
+
+    count = param("_count", "number", "page size, 1-500 (default 50)")
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date,
+        "kind": "instance",
+        "software": {"name": "Anjia cloud", "version": software_version},
+        "implementation": {"description": "安家 Anjia FHIR API (read-only)", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": [FHIR_JSON, "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "security": {
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "OAuth",
+                                }
+                            ]
+                        }
+                    ],
+                    "description": "OAuth2 bearer token from POST /auth/token",
+                },
+                "resource": [
+                    {
+                        "type": "Patient",
+                        "interaction": [{"code": "read"}],
+                        "operation": [
+                            {
+                                "name": "everything",
+                                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                            }
+                        ],
+                    },
+                    {
+                        "type": "Observation",
+                        "supportedProfile": [
+                            Profiles.COMPOUND_NUMERIC,
+                            Profiles.NUMERIC,
+                            Profiles.BITS,
+                        ],
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            param("patient", "reference", "required"),
+                            param("code", "token", "system|code, code, system|; comma = OR"),
+                            param("date", "date", "eq, ge, gt, le, lt; repeatable"),
+                            count,
+                        ],
+                    },
+                    {
+                        "type": "Device",
+                        "supportedProfile": [Profiles.PHD_DEVICE, Profiles.PHG_DEVICE],
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [param("patient", "reference", "required")],
+                    },
+                ],
+            }
+        ],
     }

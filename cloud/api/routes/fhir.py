@@ -7,6 +7,7 @@
 ``GET /fhir/Observation/{id}``                      one Observation
 ``GET /fhir/Device?patient=``                       the person's meters, cuffs and gateways
 ``GET /fhir/Device/{id}``                           one PhdDevice (``phd-``) or PhgDevice (``phg-``)
+``GET /fhir/metadata``                              the CapabilityStatement (no token needed)
 =================================================== =============================================
 
 Every error is an OperationOutcome (not the rest of the API's problem+json): the routes use
@@ -37,7 +38,8 @@ from cloud.errors import (
     PurposeRequiredError,
 )
 from cloud.fhir.model import Json
-from cloud.fhir.resources import FHIR_JSON, operation_outcome, searchset
+from cloud.fhir.observation import fhir_instant
+from cloud.fhir.resources import FHIR_JSON, capability_statement, operation_outcome, searchset
 from cloud.fhir.search import (
     SearchParamError,
     parse_codes,
@@ -130,6 +132,14 @@ def _one(params: list[tuple[str, str]], *names: str) -> str:
     if len(values) > 1:
         raise SearchParamError(names[0], "given more than once")
     return values[0]
+
+
+@router.get("/metadata")
+def metadata(request: Request, runtime: RuntimeDep) -> Response:
+    """The CapabilityStatement (public: it describes the server, not anyone's data)."""
+    return _fhir(
+        capability_statement(_base(request), request.app.version, fhir_instant(runtime.clock()))
+    )
 
 
 @router.get("/Patient/{person_id}")

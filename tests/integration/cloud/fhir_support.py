@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
@@ -28,6 +29,7 @@ from tests.integration.cloud.world import World
 
 _MODELS: dict[str, Any] = {
     "Bundle": Bundle,
+    "CapabilityStatement": CapabilityStatement,
     "Device": Device,
     "Observation": Observation,
     "OperationOutcome": OperationOutcome,

@@ -209,6 +209,19 @@ def test_every_endpoint_returns_valid_fhir(fw: FhirWorld) -> None:
     assert everything["entry"][0]["fullUrl"] == f"http://testserver/fhir/Patient/{p1}"
 
 
+def test_capability_statement_is_public(client: TestClient) -> None:
+    statement = fhir_json(client.get("/fhir/metadata"))
+    assert statement["fhirVersion"] == "4.0.1"
+    served = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert set(served) == {"Patient", "Observation", "Device"}
+    assert {p["name"] for p in served["Observation"]["searchParam"]} == {
+        "patient",
+        "code",
+        "date",
+        "_count",
+    }
+
+
 def test_search_by_code_and_date(fw: FhirWorld) -> None:
     w = fw.world
     p1 = w.ids["p1"]
