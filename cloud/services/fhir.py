@@ -136,29 +136,25 @@ def _gateway_facts(row: GatewayRow) -> GatewayFacts:
     )
 
 
+_BP_CODINGS = [
+    c.coding()
+    for c in (Mdc.BP_PANEL, Loinc.BP_PANEL, Mdc.PULSE_NON_INV, Loinc.HEART_RATE, Mdc.BPM_STATUS)
+]
+_GLUCOSE_CODINGS = [s.mdc.coding() for s in GLS_SAMPLE_TYPE.values()] + [
+    s.loinc.coding() for s in GLS_SAMPLE_TYPE.values() if s.loinc is not None
+]
+
+
 def _kinds_for(codes: tuple[tuple[CodeToken, ...], ...]) -> list[str]:
-    """The reading kinds whose Observations can match the code query (saves a query when the
-    caller asks for one kind only)."""
+    """The reading kinds whose Observations can match the code query (a search for one kind's
+    codes queries that kind only)."""
     if not codes:
         return [BLOOD_PRESSURE, GLUCOSE]
-    bp = [
-        c.coding()
-        for c in (
-            Mdc.BP_PANEL,
-            Loinc.BP_PANEL,
-            Mdc.PULSE_NON_INV,
-            Loinc.HEART_RATE,
-            Mdc.BPM_STATUS,
-        )
+    return [
+        kind
+        for kind, codings in ((BLOOD_PRESSURE, _BP_CODINGS), (GLUCOSE, _GLUCOSE_CODINGS))
+        if codes_match(codes, codings)
     ]
-    glucose = [s.mdc.coding() for s in GLS_SAMPLE_TYPE.values()] + [
-        s.loinc.coding() for s in GLS_SAMPLE_TYPE.values() if s.loinc is not None
-    ]
-    kinds = []
-    for kind, codings in ((BLOOD_PRESSURE, bp), (GLUCOSE, glucose)):
-        if all(any(t.matches(c) for t in tokens for c in codings) for tokens in codes):
-            kinds.append(kind)
-    return kinds
 
 
 class FhirService:
