@@ -31,7 +31,13 @@ from device_drivers.codec.device_info import SystemId, decode_string
 from device_drivers.codec.glucose import GlucoseFeature
 from device_drivers.codec.time_service import CurrentTime
 from device_drivers.convert import bp_reading, glucose_reading
-from device_drivers.errors import ConnectStage, DecodeError, DeviceUnavailableError, DriverError
+from device_drivers.errors import (
+    ConnectStage,
+    DecodeError,
+    DeviceUnavailableError,
+    DriverError,
+    GattError,
+)
 from device_drivers.link import GattLink
 from device_drivers.model import DeviceIdentity, DeviceKind, Reading
 from device_drivers.session import bp_measurement as bp
@@ -266,6 +272,8 @@ class _DeviceBase:
         except _StageFailed:
             raise
         except DriverError as exc:  # ATT error: 0x80 procedure in progress, 0x81 CCCD, auth
+            if isinstance(exc, GattError) and exc.requires_pairing:
+                stage = ConnectStage.PAIR  # not bonded (connected with pair=False, bond lost)
             raise _StageFailed(stage, f"0x{action.uuid16:04x}: {exc}") from exc
 
     async def _best_effort(self, action: Subscribe | Write, inbox: _Inbox) -> None:

@@ -76,6 +76,15 @@ class GattError(DriverError):
         target = f"0x{uuid16:04x}" if uuid16 is not None else "attribute"
         super().__init__(f"{operation} {target}: ATT error 0x{code:02x}")
 
+    @property
+    def requires_pairing(self) -> bool:
+        """The peer refused for lack of security (0x05 insufficient authentication, 0x08
+        authorization, 0x0C encryption key size, 0x0F encryption): pair or bond first."""
+        return self.code in _SECURITY_ATT_CODES
+
+
+_SECURITY_ATT_CODES = frozenset({0x05, 0x08, 0x0C, 0x0F})
+
 
 class TransferTimeoutError(DriverError):
     """A transfer procedure saw no progress for longer than its deadline."""

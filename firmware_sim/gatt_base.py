@@ -109,6 +109,7 @@ class SimPeripheral:
         self._tasks: set[asyncio.Task[None]] = set()
         self._window_task: asyncio.Task[None] | None = None
         self._stopped = False
+        self._advertising_lock = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -193,6 +194,10 @@ class SimPeripheral:
     async def advertise(self) -> None:
         """(Re)start advertising, for ``advertising_window_s`` if set (then the device sleeps
         until the next measurement, like a real meter)."""
+        async with self._advertising_lock:  # a disconnection and a new test can race here
+            await self._advertise()
+
+    async def _advertise(self) -> None:
         if self._stopped or self.connection is not None:
             return
         kind = (

@@ -155,9 +155,11 @@ class SimMeter(SimPeripheral):
             return
         if generation != self._generation:
             return
-        await self.device.indicate_subscriber(connection, racp, outcome.indication)
         if outcome.starts_procedure:
+            # Finished once the final indication is on its way: the collector's next request can
+            # arrive together with the confirmation, before the indicate call below returns.
             self.state.procedure_finished()
+        await self.device.indicate_subscriber(connection, racp, outcome.indication)
         _LOGGER.debug(
             "%s RACP done: %d notification(s), answer %s",
             self.name,
