@@ -163,6 +163,10 @@ def _classify_one(exc: BaseException) -> Classification | None:
     if isinstance(exc, TimeoutError | EOFError | BrokenPipeError):
         # bleak's connect timeout; EOF/BrokenPipe: the D-Bus socket died under BlueZ.
         return Classification(ConnectStage.CONNECT, True, BACKOFF_TRANSIENT_S)
+    if isinstance(exc, OSError):
+        # The Bluetooth stack is out of reach: no D-Bus system bus socket (BlueZ not running),
+        # or a bumble transport that refuses (no controller process, dongle unplugged).
+        return Classification(ConnectStage.SCAN, True, BACKOFF_NO_ADAPTER_S)
     return None
 
 
@@ -355,7 +359,7 @@ class BleakGattLink:
             _LOGGER.debug("%s: disconnect failed", self.address, exc_info=True)
 
 
-_CONNECT_ERRORS: Final = (BleakError, TimeoutError, EOFError, BrokenPipeError)
+_CONNECT_ERRORS: Final = (BleakError, EOFError, OSError)  # OSError: also timeouts, broken pipes
 
 
 def _bumble_client_backend() -> type[BaseBleakClient]:

@@ -7,7 +7,8 @@ append it to ``_BLE_COMMANDS``. Heavy imports stay inside the command functions.
 
 ``anjia ble decode CHAR HEX...`` decodes one characteristic value and prints it as JSON; a
 malformed payload or bad hex prints one line ``error: <characteristic>: <fault>`` to stderr and
-exits 1; an unknown characteristic exits 2.
+exits 1; an unknown characteristic exits 2. ``anjia ble scan`` and ``anjia ble sync ADDRESS``
+live in :mod:`device_drivers.cli_sync`.
 """
 
 from __future__ import annotations
@@ -98,15 +99,27 @@ def _add_decode(ble_sub: Any) -> None:
     parser.set_defaults(func=_cmd_decode)
 
 
+def _add_scan(ble_sub: Any) -> None:
+    from device_drivers.cli_sync import add_scan
+
+    add_scan(ble_sub)
+
+
+def _add_sync(ble_sub: Any) -> None:
+    from device_drivers.cli_sync import add_sync
+
+    add_sync(ble_sub)
+
+
 # Sub-commands of `anjia ble`, in help order. Append new ones here.
-_BLE_COMMANDS: list[Callable[[Any], None]] = [_add_decode]
+_BLE_COMMANDS: list[Callable[[Any], None]] = [_add_decode, _add_scan, _add_sync]
 
 
 def register(subparsers: Any) -> None:
     """Add ``ble`` and its sub-commands to the ``anjia`` parser (see gateway/cli.py)."""
     ble = subparsers.add_parser(
         "ble",
-        help="蓝牙设备工具 / BLE device tools (decode, ...)",
+        help="蓝牙设备工具 / BLE device tools (decode, scan, sync)",
         description="蓝牙健康设备工具。BLE health-device tools.",
     )
     ble_sub = ble.add_subparsers(dest="ble_command", metavar="SUBCOMMAND", required=True)

@@ -147,6 +147,16 @@ CASES: list[tuple[str, BaseException, Classification]] = [
         BleakDBusError("org.bluez.Error.Failed", ["le-connection-abort-by-local"]),
         Classification(S.CONNECT, True, 0.25),
     ),
+    (
+        "no D-Bus system bus (BlueZ not running)",
+        FileNotFoundError(2, "No such file or directory"),
+        Classification(S.SCAN, True, 30.0),
+    ),
+    (
+        "bumble transport refused",
+        ConnectionRefusedError(111, "Connect call failed"),
+        Classification(S.SCAN, True, 30.0),
+    ),
     ("generic bleak error", BleakError("Not connected"), Classification(S.CONNECT, True, 0.5)),
     ("programming error", ValueError("bad"), Classification(S.CONNECT, False, 0.0)),
     (
