@@ -119,6 +119,22 @@ MEDICATION_NAMES: Final[dict[int, str]] = {
 EXERCISE_DURATION_OVERRUN: Final = 0xFFFF
 
 
+# Flag bits (ble.md §1.1, §1.2) as plain ints for decoding; the IntFlag classes reuse them.
+_GM_TIME_OFFSET: Final = 0x01
+_GM_CONCENTRATION: Final = 0x02
+_GM_UNITS_MOL_L: Final = 0x04
+_GM_SENSOR_STATUS: Final = 0x08
+_GM_CONTEXT_FOLLOWS: Final = 0x10
+_CTX_CARBOHYDRATE: Final = 0x01
+_CTX_MEAL: Final = 0x02
+_CTX_TESTER_HEALTH: Final = 0x04
+_CTX_EXERCISE: Final = 0x08
+_CTX_MEDICATION: Final = 0x10
+_CTX_MEDICATION_LITERS: Final = 0x20
+_CTX_HBA1C: Final = 0x40
+_CTX_EXTENDED: Final = 0x80
+
+
 def _check_nibble(characteristic: str, field: str, value: int) -> None:
     if not isinstance(value, int) or not 0 <= value <= 15:
         raise EncodeError(characteristic, f"{field} {value!r} does not fit in a nibble (0..15)")
@@ -134,11 +150,11 @@ class GlucoseMeasurement:
     """
 
     class Flags(IntFlag):
-        TIME_OFFSET_PRESENT = 0x01
-        CONCENTRATION_PRESENT = 0x02
-        UNITS_MOL_L = 0x04
-        SENSOR_STATUS_PRESENT = 0x08
-        CONTEXT_INFORMATION_FOLLOWS = 0x10
+        TIME_OFFSET_PRESENT = _GM_TIME_OFFSET
+        CONCENTRATION_PRESENT = _GM_CONCENTRATION
+        UNITS_MOL_L = _GM_UNITS_MOL_L
+        SENSOR_STATUS_PRESENT = _GM_SENSOR_STATUS
+        CONTEXT_INFORMATION_FOLLOWS = _GM_CONTEXT_FOLLOWS
 
     sequence_number: int
     base_time: DateTime
@@ -174,25 +190,22 @@ class GlucoseMeasurement:
     @classmethod
     def from_bytes(cls, data: bytes | bytearray) -> GlucoseMeasurement:
         reader = Reader(data, _MEASUREMENT)
-        flags = cls.Flags(reader.u8("flags") & 0x1F)
+        # plain int masks: IntFlag arithmetic costs a microsecond per test, per record
+        flags = reader.u8("flags") & 0x1F
         sequence_number = reader.u16("sequence number")
         base_time = read_date_time(reader, "base time")
-        time_offset = reader.s16("time offset") if flags & cls.Flags.TIME_OFFSET_PRESENT else None
+        time_offset = reader.s16("time offset") if flags & _GM_TIME_OFFSET else None
         concentration: MedFloat | None = None
         unit: str | None = None
         glucose_type: int | None = None
         location: int | None = None
-        if flags & cls.Flags.CONCENTRATION_PRESENT:
+        if flags & _GM_CONCENTRATION:
             concentration = reader.sfloat("glucose concentration")
-            unit = UNIT_MOL_L if flags & cls.Flags.UNITS_MOL_L else UNIT_KG_L
+            unit = UNIT_MOL_L if flags & _GM_UNITS_MOL_L else UNIT_KG_L
             type_location = reader.u8("type-sample location")
             glucose_type = type_location & 0x0F
             location = type_location >> 4
-        status = (
-            reader.u16("sensor status annunciation")
-            if flags & cls.Flags.SENSOR_STATUS_PRESENT
-            else None
-        )
+        status = reader.u16("sensor status annunciation") if flags & _GM_SENSOR_STATUS else None
         # Trailing bytes tolerated (module docstring).
         return cls(
             sequence_number=sequence_number,
@@ -203,7 +216,7 @@ class GlucoseMeasurement:
             type=glucose_type,
             sample_location=location,
             sensor_status=status,
-            context_information_follows=bool(flags & cls.Flags.CONTEXT_INFORMATION_FOLLOWS),
+            context_information_follows=bool(flags & _GM_CONTEXT_FOLLOWS),
         )
 
     @property
@@ -304,14 +317,14 @@ class GlucoseMeasurementContext:
     fields. ``exercise_duration_s`` 0xFFFF means "overrun" (longer than the field can hold)."""
 
     class Flags(IntFlag):
-        CARBOHYDRATE_PRESENT = 0x01
-        MEAL_PRESENT = 0x02
-        TESTER_HEALTH_PRESENT = 0x04
-        EXERCISE_PRESENT = 0x08
-        MEDICATION_PRESENT = 0x10
-        MEDICATION_UNITS_LITERS = 0x20
-        HBA1C_PRESENT = 0x40
-        EXTENDED_FLAGS_PRESENT = 0x80
+        CARBOHYDRATE_PRESENT = _CTX_CARBOHYDRATE
+        MEAL_PRESENT = _CTX_MEAL
+        TESTER_HEALTH_PRESENT = _CTX_TESTER_HEALTH
+        EXERCISE_PRESENT = _CTX_EXERCISE
+        MEDICATION_PRESENT = _CTX_MEDICATION
+        MEDICATION_UNITS_LITERS = _CTX_MEDICATION_LITERS
+        HBA1C_PRESENT = _CTX_HBA1C
+        EXTENDED_FLAGS_PRESENT = _CTX_EXTENDED
 
     sequence_number: int
     extended_flags: int | None = None
@@ -354,33 +367,33 @@ class GlucoseMeasurementContext:
     @classmethod
     def from_bytes(cls, data: bytes | bytearray) -> GlucoseMeasurementContext:
         reader = Reader(data, _CONTEXT)
-        flags = cls.Flags(reader.u8("flags"))
+        flags = reader.u8("flags")  # plain int masks, as in GlucoseMeasurement.from_bytes
         sequence_number = reader.u16("sequence number")
-        extended = reader.u8("extended flags") if flags & cls.Flags.EXTENDED_FLAGS_PRESENT else None
+        extended = reader.u8("extended flags") if flags & _CTX_EXTENDED else None
         carb_id: int | None = None
         carb: MedFloat | None = None
-        if flags & cls.Flags.CARBOHYDRATE_PRESENT:
+        if flags & _CTX_CARBOHYDRATE:
             carb_id = reader.u8("carbohydrate id")
             carb = reader.sfloat("carbohydrate")
-        meal = reader.u8("meal") if flags & cls.Flags.MEAL_PRESENT else None
+        meal = reader.u8("meal") if flags & _CTX_MEAL else None
         tester: int | None = None
         health: int | None = None
-        if flags & cls.Flags.TESTER_HEALTH_PRESENT:
+        if flags & _CTX_TESTER_HEALTH:
             tester_health = reader.u8("tester-health")
             tester, health = tester_health & 0x0F, tester_health >> 4
         duration: int | None = None
         intensity: int | None = None
-        if flags & cls.Flags.EXERCISE_PRESENT:
+        if flags & _CTX_EXERCISE:
             duration = reader.u16("exercise duration")
             intensity = reader.u8("exercise intensity")
         med_id: int | None = None
         med: MedFloat | None = None
         med_unit: str | None = None
-        if flags & cls.Flags.MEDICATION_PRESENT:
+        if flags & _CTX_MEDICATION:
             med_id = reader.u8("medication id")
             med = reader.sfloat("medication")
-            med_unit = "L" if flags & cls.Flags.MEDICATION_UNITS_LITERS else "kg"
-        hba1c = reader.sfloat("HbA1c") if flags & cls.Flags.HBA1C_PRESENT else None
+            med_unit = "L" if flags & _CTX_MEDICATION_LITERS else "kg"
+        hba1c = reader.sfloat("HbA1c") if flags & _CTX_HBA1C else None
         return cls(
             sequence_number=sequence_number,
             extended_flags=extended,
