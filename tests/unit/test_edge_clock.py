@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from edge_builders import NOW, glucose, meter, pressure
+from tests.unit.edge_builders import NOW, glucose, meter, pressure
 
 from device_drivers.model import ReadingFlag
 from edge.clock import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from edge_builders import NOW, cuff, glucose, meter, pressure
+from tests.unit.edge_builders import NOW, cuff, glucose, meter, pressure
 
 from edge.columns import BatchColumns
 from edge.dedupe import SeenWindow, find_duplicates, order_rows

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from edge_builders import NOW, cuff, glucose, meter, pressure
+from tests.unit.edge_builders import NOW, cuff, glucose, meter, pressure
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

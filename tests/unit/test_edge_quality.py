@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from edge_builders import NOW, glucose, pressure
+from tests.unit.edge_builders import NOW, glucose, pressure
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from edge_builders import NOW, cuff, glucose, meter, pressure
+from tests.unit.edge_builders import NOW, cuff, glucose, meter, pressure
 
 from device_drivers.model import Reading, ReadingFlag
 from edge.errors import ThresholdError
