@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from tests.unit.edge_builders import NOW, glucose, meter, pressure
 
 from device_drivers.model import ReadingFlag
 from edge.clock import (
@@ -22,6 +21,7 @@ from edge.clock import (
 )
 from edge.columns import BatchColumns
 from edge.errors import ThresholdError
+from tests.unit.edge_builders import NOW, glucose, meter, pressure
 
 F = ReadingFlag
 

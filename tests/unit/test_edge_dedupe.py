@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.unit.edge_builders import NOW, cuff, glucose, meter, pressure
 
 from edge.columns import BatchColumns
 from edge.dedupe import SeenWindow, find_duplicates, order_rows
 from edge.errors import ThresholdError
+from tests.unit.edge_builders import NOW, cuff, glucose, meter, pressure
 
 
 def ident(*parts: str) -> tuple[str, ...]:

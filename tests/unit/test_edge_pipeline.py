@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.unit.edge_builders import NOW, cuff, glucose, meter, pressure
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,7 @@ from edge.clock import Placement
 from edge.errors import NaiveTimeError
 from edge.pipeline import EdgeConfig, EdgeState, process
 from edge.quality import QualityLimits
+from tests.unit.edge_builders import NOW, cuff, glucose, meter, pressure
 
 F = ReadingFlag
 

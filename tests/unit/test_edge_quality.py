@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from tests.unit.edge_builders import NOW, glucose, pressure
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from edge.quality import (
     narrow_pulse_pressure,
     status_out_of_range,
 )
+from tests.unit.edge_builders import NOW, glucose, pressure
 
 F = ReadingFlag
 LIMITS = QualityLimits()

@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from tests.unit.edge_builders import NOW, cuff, glucose, meter, pressure
 
 from device_drivers.model import Reading, ReadingFlag
 from edge.errors import ThresholdError
@@ -20,6 +19,7 @@ from edge.urgent import (
     UrgentThresholds,
     evaluate_urgent,
 )
+from tests.unit.edge_builders import NOW, cuff, glucose, meter, pressure
 
 F = ReadingFlag
 MIN = timedelta(minutes=1)
