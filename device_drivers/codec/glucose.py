@@ -251,11 +251,15 @@ class GlucoseMeasurement:
 
     @property
     def user_facing_time(self) -> datetime | None:
-        """base_time + time_offset (naive local time as the user saw it); None when unknown."""
+        """base_time + time_offset (naive local time as the user saw it); None when unknown, or
+        when the offset carries it past what a date can hold (year 9999 plus days)."""
         base = self.base_time.to_datetime()
         if base is None:
             return None
-        return base + timedelta(minutes=self.time_offset_minutes or 0)
+        try:
+            return base + timedelta(minutes=self.time_offset_minutes or 0)
+        except OverflowError:
+            return None
 
     def _concentration_decimal(self) -> Decimal | None:
         return None if self.concentration is None else self.concentration.decimal

@@ -210,6 +210,15 @@ def test_glucose_all_fields_literal() -> None:
     assert measurement.flags == GlucoseMeasurement.Flags(0x1F)
 
 
+def test_glucose_time_offset_past_year_9999_is_an_unknown_time() -> None:
+    # found by hypothesis: 9999-12-15 plus 17 days cannot be a datetime; the reading keeps its
+    # value and reports no user-facing time rather than crashing the decoder
+    measurement = GlucoseMeasurement(0, DateTime(9999, 12, 15, 0, 0, 0), time_offset_minutes=24480)
+    assert measurement.user_facing_time is None
+    assert measurement.to_dict()["user_facing_time"] is None
+    assert GlucoseMeasurement.from_bytes(bytes(measurement)) == measurement
+
+
 def test_glucose_partial_concentration_fields_are_rejected() -> None:
     with pytest.raises(EncodeError):
         GlucoseMeasurement(1, BASE, concentration=MedFloat(1, -3))
