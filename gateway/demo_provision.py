@@ -38,8 +38,15 @@ class DemoAccounts:
 
 
 async def provision_household(
-    cloud: DemoCloud, meter: DeviceInformation, cuff: DeviceInformation
+    cloud: DemoCloud,
+    meter: DeviceInformation,
+    cuff: DeviceInformation,
+    *,
+    meter_address: str | None = None,
+    cuff_address: str | None = None,
 ) -> DemoAccounts:
+    """Provision the demo household; devices are registered by serial and model number (as on
+    the box) and, when given, their Bluetooth address (so the gateway can connect at once)."""
     user, password = await cloud.create_operator()
     op = await cloud.login(user, password)
 
@@ -82,6 +89,7 @@ async def provision_household(
             "kind": "glucose_meter",
             "serial_number": meter.serial,
             "model_number": meter.model,
+            "address": meter_address,
             "label": "妈妈的血糖仪",
             "owner_person_id": persons[MUM],
         },
@@ -92,6 +100,7 @@ async def provision_household(
             "kind": "blood_pressure_monitor",
             "serial_number": cuff.serial,
             "model_number": cuff.model,
+            "address": cuff_address,
             "label": "家用血压计",
         },
     )
