@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from device_drivers.model import DeviceKind
@@ -59,6 +66,23 @@ class BleSettings(_Section):
     transfer_timeout_s: float = Field(default=30.0, gt=0, le=300)
     pair: bool = True
     backoff_max_s: float = Field(default=900.0, gt=0)
+    sync_timeout_s: float = Field(
+        default=300.0,
+        ge=5,
+        le=3600,
+        description="hard limit on one session (connect + transfer): a device that never "
+        "answers cannot hold a connection slot longer",
+    )
+    cuff_idle_s: float = Field(
+        default=10.0, gt=0, le=120, description="a cuff quiet this long has sent everything"
+    )
+    min_sync_gap_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="after a good sync, advertisements of that device are ignored this long "
+        "(devices keep advertising while they wait)",
+    )
 
     @field_validator("link")
     @classmethod
@@ -66,6 +90,12 @@ class BleSettings(_Section):
         if value == "bleak" or (value.startswith("bumble:") and len(value) > len("bumble:")):
             return value
         raise ValueError("must be 'bleak' or 'bumble:<transport moniker>'")
+
+    @model_validator(mode="after")
+    def _check_timeouts(self) -> Self:
+        if self.sync_timeout_s <= self.connect_timeout_s * self.connect_attempts:
+            raise ValueError("sync_timeout_s must exceed connect_timeout_s * connect_attempts")
+        return self
 
 
 class OutboxSettings(_Section):
@@ -116,6 +146,9 @@ class GatewaySettings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     outbox: OutboxSettings = OutboxSettings()
     devices: list[DeviceSettings] = Field(default_factory=list)
+    status_interval_s: float = Field(
+        default=60.0, ge=1, le=3600, description="retained status (diagnostics) at least this often"
+    )
 
     @field_validator("timezone")
     @classmethod
