@@ -5,6 +5,7 @@ set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || need+=(victoria-metrics)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -16,4 +17,6 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO service mosquitto stop >/dev/null 2>&1 || true
   $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
   $SUDO service postgresql stop >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now victoria-metrics >/dev/null 2>&1 || true
+  $SUDO service victoria-metrics stop >/dev/null 2>&1 || true
 fi

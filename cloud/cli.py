@@ -2,6 +2,9 @@
 
 * ``anjia cloud ingest [--workers N]``: ingest workers on the shared subscription until SIGTERM
   (settings ``ANJIA_CLOUD__MQTT__*``; the database must be migrated).
+* ``anjia cloud tsdb-mirror``: only the time-series mirror (``tsdb_pending`` -> InfluxDB or
+  VictoriaMetrics) until SIGTERM, for a deployment that runs it apart from the ingest workers
+  (``anjia cloud ingest`` runs it too when ``ANJIA_CLOUD__TSDB__ENABLED=true``).
 * ``anjia cloud serve [--host H] [--port P]``: the API under uvicorn (settings from
   ``ANJIA_CLOUD__*``; migrations run at start unless ``ANJIA_CLOUD__DB__MIGRATE_ON_START=false``).
 * ``anjia cloud migrate``: ``alembic upgrade head`` on the configured database.
@@ -106,6 +109,38 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_tsdb_mirror(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from cloud.errors import ConfigError
+    from cloud.runtime import Runtime
+    from cloud.timeseries.mirror import TsdbMirror
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not settings.tsdb.enabled:
+        print("error: the mirror is off: set ANJIA_CLOUD__TSDB__ENABLED=true", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    runtime = Runtime.build(settings)
+    mirror = TsdbMirror(settings.tsdb, runtime.session_factory, clock=runtime.clock)
+    try:
+        print(f"tsdb mirror -> {settings.tsdb.url}, Ctrl-C to stop", flush=True)
+        mirror.run(stop)
+    finally:
+        mirror.stop()
+        runtime.close()
+    stats = mirror.stats
+    print(f"tsdb mirror stopped: {stats.written} point(s) written, {stats.pending} pending")
+    return EXIT_OK
+
+
 def _cmd_create_operator(args: argparse.Namespace) -> int:
     import secrets
 
@@ -189,6 +224,9 @@ def register(subparsers: Any) -> None:
         "--workers", type=int, default=None, help="workers in this process (default: settings)"
     )
     ingest.set_defaults(func=_cmd_ingest)
+
+    tsdb = sub.add_parser("tsdb-mirror", help="run the time-series mirror alone")
+    tsdb.set_defaults(func=_cmd_tsdb_mirror)
 
     operator = sub.add_parser("create-operator", help="create an operator account")
     operator.add_argument("username")

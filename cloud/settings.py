@@ -213,7 +213,10 @@ class IngestMqttSettings(_Section):
 class TsdbSettings(_Section):
     """The time-series mirror (``cloud.timeseries``): InfluxDB v2 write API, off by default.
 
-    VictoriaMetrics accepts the same API (org and bucket are then ignored)."""
+    When enabled, the ingest queues every stored reading in ``tsdb_pending`` and the mirror
+    (``anjia cloud ingest`` or ``anjia cloud tsdb-mirror``) writes them in batches of
+    ``batch_size``. VictoriaMetrics accepts the same API (org and bucket are then ignored;
+    leave ``token`` unset unless a proxy in front wants one)."""
 
     enabled: bool = False
     url: str = "http://127.0.0.1:8086"
@@ -223,8 +226,14 @@ class TsdbSettings(_Section):
     batch_size: int = Field(default=5000, ge=1, le=100_000, description="points per write")
     interval_ms: int = Field(default=1000, ge=10, le=600_000, description="poll when idle")
     timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
-    retry_min_s: float = Field(default=1.0, gt=0, le=600)
-    retry_max_s: float = Field(default=60.0, gt=0, le=3600)
+    retry_min_s: float = Field(default=1.0, gt=0, le=600, description="first wait after a failure")
+    retry_max_s: float = Field(default=60.0, gt=0, le=3600, description="longest wait (doubling)")
+
+    @model_validator(mode="after")
+    def _check_retry(self) -> TsdbSettings:
+        if self.retry_max_s < self.retry_min_s:
+            raise ValueError("retry_max_s must be >= retry_min_s")
+        return self
 
 
 class HttpSettings(_Section):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-# Real MQTT brokers for any test: the `mosquitto` and `amqtt_broker` fixtures (docs/mqtt.md).
-pytest_plugins = ("tests.brokers",)
+# Real MQTT brokers for any test: the `mosquitto` and `amqtt_broker` fixtures (docs/mqtt.md);
+# a real VictoriaMetrics: the `victoria_metrics` fixture (the time-series mirror).
+pytest_plugins = ("tests.brokers", "tests.victoria")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -96,10 +96,18 @@ class UserPublic(_Out):
     household_id: uuid.UUID | None = None
 
 
+class TsdbLag(_Out):
+    """The time-series mirror's queue: entries not yet written, and how long the oldest waits."""
+
+    pending: int
+    oldest_pending_age_s: float | None
+
+
 class Health(_Out):
     status: str
     database: str
     revision: str | None
+    tsdb: TsdbLag | None = None  # only when the mirror is enabled
 
 
 # --- clinics, doctors, users -----------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
@@ -159,14 +160,22 @@ class TsdbPendingRepository:
         if reading_ids:
             self._session.execute(insert(TsdbPendingRow), [{"reading_id": r} for r in reading_ids])
 
-    def next_batch(self, limit: int) -> Sequence[tuple[int, ReadingRow]]:
-        """The oldest pending entries joined to their readings: (pending id, reading)."""
+    def next_batch(
+        self, limit: int, *, skip_locked: bool = False
+    ) -> Sequence[tuple[int, ReadingRow]]:
+        """The oldest pending entries joined to their readings: (pending id, reading).
+
+        With ``skip_locked`` the entries are locked until the transaction ends and entries
+        locked by another transaction are skipped (PostgreSQL ``FOR UPDATE OF tsdb_pending SKIP
+        LOCKED``), so concurrent mirrors take disjoint batches; SQLite ignores it."""
         stmt = (
             select(TsdbPendingRow.id, ReadingRow)
             .join(ReadingRow, ReadingRow.reading_id == TsdbPendingRow.reading_id)
             .order_by(TsdbPendingRow.id)
             .limit(limit)
         )
+        if skip_locked:
+            stmt = stmt.with_for_update(skip_locked=True, of=TsdbPendingRow)
         return [(int(pid), row) for pid, row in self._session.execute(stmt).all()]
 
     def delete(self, pending_ids: Collection[int]) -> int:
@@ -179,3 +188,16 @@ class TsdbPendingRepository:
 
     def count(self) -> int:
         return int(self._session.scalar(select(func.count()).select_from(TsdbPendingRow)) or 0)
+
+    def lag(self) -> tuple[int, datetime | None]:
+        """(pending entries, when the oldest pending reading was stored)."""
+        count = self.count()
+        if not count:
+            return 0, None
+        oldest = self._session.scalar(
+            select(ReadingRow.stored_at)
+            .join(TsdbPendingRow, ReadingRow.reading_id == TsdbPendingRow.reading_id)
+            .order_by(TsdbPendingRow.id)
+            .limit(1)
+        )
+        return count, oldest

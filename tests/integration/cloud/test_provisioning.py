@@ -19,7 +19,7 @@ PROBLEM = "application/problem+json"
 
 def test_healthz_reports_database_and_revision(world: World) -> None:
     body = world.client.get("/healthz").json()
-    assert body == {"status": "ok", "database": "ok", "revision": head_revision()}
+    assert body == {"status": "ok", "database": "ok", "revision": head_revision(), "tsdb": None}
 
 
 def test_provisioned_world_is_visible_to_its_doctor(world: World) -> None:
