@@ -24,14 +24,16 @@ whose ``retryable``/``backoff_s`` the gateway supervisor uses for its own, longe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient
+from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import (
     BleakBluetoothNotAvailableError,
@@ -72,6 +74,7 @@ __all__ = [
     "connect_gatt_link",
     "scan",
     "to_driver_error",
+    "watch_advertisements",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -499,3 +502,38 @@ async def scan(
     results = [ScanResult.from_bleak(d.address, d.name, adv) for d, adv in found.values()]
     results.sort(key=lambda r: r.rssi, reverse=True)
     return results
+
+
+@contextlib.asynccontextmanager
+async def watch_advertisements(
+    on_advertisement: Callable[[ScanResult], None],
+    service_uuids: Iterable[int | str] = (),
+    *,
+    air: BumbleAir | None = None,
+    backend: type[BaseBleakScanner] | None = None,
+) -> AsyncIterator[None]:
+    """Scan continuously while the context is open, calling ``on_advertisement`` for every
+    advertisement heard (of ``service_uuids``, or all when empty). The gateway's scanner uses it
+    to notice enrolled devices the moment they advertise. Starting raises a scan-stage
+    :class:`DeviceUnavailableError` when the Bluetooth stack is out of reach."""
+    wanted = [full_uuid(u) if isinstance(u, int) else normalize_uuid_str(u) for u in service_uuids]
+    extra: dict[str, Any] = {}
+    if air is not None:
+        backend = backend or _bumble_scanner_backend()
+        extra["air"] = air
+
+    def detected(device: BLEDevice, adv: AdvertisementData) -> None:
+        on_advertisement(ScanResult.from_bleak(device.address, device.name, adv))
+
+    scanner = BleakScanner(detected, service_uuids=wanted or None, backend=backend, **extra)
+    try:
+        await scanner.start()
+    except _CONNECT_ERRORS as exc:
+        raise to_driver_error(exc, "(adapter)", stage=ConnectStage.SCAN) from exc
+    try:
+        yield
+    finally:
+        try:
+            await scanner.stop()
+        except _CONNECT_ERRORS:
+            _LOGGER.debug("stopping the scan failed", exc_info=True)

@@ -17,6 +17,7 @@ _SUBCOMMAND_MODULES = (
     "device_drivers.cli",  # anjia ble decode|scan|sync
     "firmware_sim.cli",  # anjia sim run
     "gateway.demo",  # anjia demo
+    "gateway.cli_daemon",  # anjia gateway run
     "cloud.cli",  # anjia cloud serve|migrate|create-operator|rotate-keys
 )
 

@@ -119,6 +119,7 @@ class MqttPublisher:
         diagnostics: Callable[[], Sequence[DeviceDiagnostics]] | None = None,
         config_version: Callable[[], int | None] | None = None,
         software_version: str = "",
+        on_bad_message: Callable[[Channel, ContractError], None] | None = None,
     ) -> None:
         self.settings = settings
         self.outbox = outbox
@@ -126,6 +127,7 @@ class MqttPublisher:
         self.stats = PublisherStats()
         self._clock = clock
         self._on_config = on_config
+        self._on_bad_message = on_bad_message
         self._diagnostics = diagnostics
         self._config_version = config_version
         self._software_version = software_version
@@ -326,6 +328,9 @@ class MqttPublisher:
                 len(payload),
                 exc.fault.value,
             )
+            if self._on_bad_message is not None:
+                on_config_topic = topic_name == self._topics[Channel.CONFIG]
+                self._on_bad_message(Channel.CONFIG if on_config_topic else Channel.ACKS, exc)
 
     def _on_ack(self, ack: AckMessage) -> None:
         self.stats.acks_received += 1
