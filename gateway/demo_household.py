@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CUFF_ADDRESS",
     "HOUSEHOLD_TZ",
+    "HOUSEHOLD_TZ_NAME",
     "METER_ADDRESS",
     "HouseholdSims",
     "measure_now",
@@ -31,6 +32,7 @@ METER_ADDRESS = "F0:5A:4A:00:00:01"
 CUFF_ADDRESS = "F0:5A:4A:00:00:02"
 HOUSEHOLD_UTC_OFFSET_MIN = 480  # China Standard Time
 HOUSEHOLD_TZ = CHINA_STANDARD_TIME
+HOUSEHOLD_TZ_NAME = "Asia/Shanghai"  # the gateway setting for the same zone (no DST)
 CUFF_DAYS = 7
 
 
