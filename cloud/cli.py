@@ -5,6 +5,9 @@
 * ``anjia cloud tsdb-mirror``: only the time-series mirror (``tsdb_pending`` -> InfluxDB or
   VictoriaMetrics) until SIGTERM, for a deployment that runs it apart from the ingest workers
   (``anjia cloud ingest`` runs it too when ``ANJIA_CLOUD__TSDB__ENABLED=true``).
+* ``anjia cloud broker-acl --out DIR``: Mosquitto ``password_file`` and ``acl_file`` for every
+  active gateway and the cloud's MQTT login (mode 0600, written atomically); then ``SIGHUP``
+  the broker.
 * ``anjia cloud serve [--host H] [--port P]``: the API under uvicorn (settings from
   ``ANJIA_CLOUD__*``; migrations run at start unless ``ANJIA_CLOUD__DB__MIGRATE_ON_START=false``).
 * ``anjia cloud migrate``: ``alembic upgrade head`` on the configured database.
@@ -141,6 +144,35 @@ def _cmd_tsdb_mirror(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_broker_acl(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cloud.broker_acl import BrokerAclError
+    from cloud.broker_files import service_accounts, write_broker_files
+    from cloud.errors import ConfigError
+    from cloud.runtime import Runtime
+
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    services = [] if args.no_service_account else service_accounts(settings)
+    runtime = Runtime.build(settings)
+    try:
+        written = write_broker_files(Path(args.out), runtime.session_factory, services)
+    except (BrokerAclError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        runtime.close()
+    print(
+        f"{written.password_file} and {written.acl_file}: {written.gateways} gateway(s), "
+        f"{written.services} service account(s); reload Mosquitto with SIGHUP"
+    )
+    return EXIT_OK
+
+
 def _cmd_create_operator(args: argparse.Namespace) -> int:
     import secrets
 
@@ -227,6 +259,15 @@ def register(subparsers: Any) -> None:
 
     tsdb = sub.add_parser("tsdb-mirror", help="run the time-series mirror alone")
     tsdb.set_defaults(func=_cmd_tsdb_mirror)
+
+    acl = sub.add_parser("broker-acl", help="write Mosquitto's password and ACL files")
+    acl.add_argument("--out", required=True, help="directory for password_file and acl_file")
+    acl.add_argument(
+        "--no-service-account",
+        action="store_true",
+        help="leave out the cloud's own login (ANJIA_CLOUD__MQTT__USERNAME/PASSWORD)",
+    )
+    acl.set_defaults(func=_cmd_broker_acl)
 
     operator = sub.add_parser("create-operator", help="create an operator account")
     operator.add_argument("username")
