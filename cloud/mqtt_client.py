@@ -14,6 +14,12 @@ from cloud.settings import IngestMqttSettings
 __all__ = ["make_cloud_client"]
 
 
+def _not_a_fault(record: logging.LogRecord) -> bool:
+    """paho's network thread logs "Client is not connected" at ERROR once more after every
+    disconnect (also our own); disconnects are logged by our callbacks, so drop the echo."""
+    return not str(record.msg).startswith("Client is not connected")
+
+
 def make_cloud_client(
     cfg: IngestMqttSettings, client_id: str, *, manual_ack: bool = False, logger: str = __name__
 ) -> mqtt.Client:
@@ -25,7 +31,10 @@ def make_cloud_client(
         clean_session=None if v5 else False,
         manual_ack=manual_ack,
     )
-    client.enable_logger(logging.getLogger(f"{logger}.paho"))
+    paho_logger = logging.getLogger(f"{logger}.paho")
+    if _not_a_fault not in paho_logger.filters:
+        paho_logger.addFilter(_not_a_fault)
+    client.enable_logger(paho_logger)
     if cfg.username is not None:
         password = None if cfg.password is None else cfg.password.get_secret_value()
         client.username_pw_set(cfg.username, password)

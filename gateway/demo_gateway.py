@@ -39,6 +39,8 @@ def demo_gateway_settings(
             scan_duration_s=2.0,
             sync_interval_min=SYNC_INTERVAL_MIN,
             connect_timeout_s=10.0,
+            connect_attempts=2,
+            cuff_idle_s=2.0,  # the simulated cuff sends its whole memory at once
         ),
         mqtt=MqttSettings(
             port=broker_port,

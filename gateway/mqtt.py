@@ -293,7 +293,8 @@ class MqttPublisher:
     def _on_disconnected(self, reason: str) -> None:
         if self._connected.is_set():
             self.stats.disconnects += 1
-            _LOGGER.warning("%s: disconnected from the broker: %s", self.gateway_id, reason)
+            level = logging.INFO if self._stopping else logging.WARNING  # our own stop: no fault
+            _LOGGER.log(level, "%s: disconnected from the broker: %s", self.gateway_id, reason)
         self._connected.clear()
 
     def _on_puback(self, mid: int, failed: bool, reason: str) -> None:
