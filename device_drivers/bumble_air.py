@@ -23,7 +23,7 @@ from typing import Any
 
 from bumble.controller import Controller
 from bumble.device import Device
-from bumble.hci import Address
+from bumble.hci import HCI_CONNECTION_TIMEOUT_ERROR, Address, HCI_Disconnect_Command
 from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport import open_transport
@@ -60,6 +60,7 @@ class BumbleAir:
         self._host_lock = asyncio.Lock()
         self._moniker: str | None = None
         self._exposed: list[Any] = []
+        self._watchdogs: list[asyncio.Task[None]] = []
 
     @classmethod
     def from_moniker(cls, moniker: str) -> BumbleAir:
@@ -110,13 +111,14 @@ class BumbleAir:
         """Put one more virtual controller on this link whose HCI side is served on a transport
         (``tcp-server:_:9000``), so a host in another process can join the simulated air."""
         transport = await open_transport(moniker)
-        Controller(
+        controller = Controller(
             f"exposed-{len(self._exposed)}",
             host_source=transport.source,
             host_sink=transport.sink,
             link=self.link,
         )
         self._exposed.append(transport)
+        self._watchdogs.append(asyncio.create_task(_drop_links_when_host_leaves(controller)))
         _LOGGER.info("virtual controller exposed on %s", moniker)
 
     async def close(self) -> None:
@@ -129,6 +131,9 @@ class BumbleAir:
         if self._host_transport is not None:
             await self._host_transport.close()
             self._host_transport = None
+        for watchdog in self._watchdogs:
+            watchdog.cancel()
+        self._watchdogs.clear()
         for transport in self._exposed:
             await transport.close()
             # bumble's tcp-server transport does not close its listening socket itself (0.0.236)
@@ -136,3 +141,33 @@ class BumbleAir:
             if server is not None:
                 server.close()
         self._exposed.clear()
+
+
+HOST_WATCH_S = 0.1
+
+
+async def _drop_links_when_host_leaves(controller: Controller) -> None:
+    """A host process that dies (kill -9) takes its radio with it: the peers of its connections
+    see a supervision timeout and advertise again. bumble's exposed controller would keep those
+    connections open with nobody behind them, so a simulated cuff would wait for a confirmation
+    forever and never advertise for the restarted gateway. Watches the tcp-server transport's
+    client (``sink.transport``), once it had one."""
+    sink = controller.hci_sink
+    had_host = False
+    while True:
+        await asyncio.sleep(HOST_WATCH_S)
+        connected = getattr(sink, "transport", True) is not None
+        if connected:
+            had_host = True
+            continue
+        if not had_host:
+            continue
+        had_host = False
+        for connection in list(controller.le_connections.values()):
+            _LOGGER.info("host of the exposed controller left: dropping its link")
+            controller.on_hci_disconnect_command(
+                HCI_Disconnect_Command(
+                    connection_handle=connection.handle,
+                    reason=HCI_CONNECTION_TIMEOUT_ERROR,
+                )
+            )

@@ -39,7 +39,7 @@ from device_drivers.errors import (
     DriverError,
     GattError,
 )
-from device_drivers.link import GattLink
+from device_drivers.link import GattLink, ValueCallback
 from device_drivers.model import DeviceIdentity, DeviceKind, Reading
 from device_drivers.session import bp_measurement as bp
 from device_drivers.session import glucose_transfer as gt
@@ -278,7 +278,7 @@ class _DeviceBase:
         _LOGGER.info("%s: clock set (skew was %s s)", self._link.address, skew)
         return skew, True
 
-    async def _perform(self, action: Subscribe | Write, inbox: _Inbox) -> None:
+    async def _perform(self, action: Subscribe | Write, inbox: ValueCallback) -> None:
         """Do what a session asked; any link error fails the session at that stage."""
         if isinstance(action, Subscribe):
             stage, op = ConnectStage.SUBSCRIBE, self._link.subscribe(action.uuid16, inbox)
@@ -293,7 +293,7 @@ class _DeviceBase:
                 stage = ConnectStage.PAIR  # not bonded (connected with pair=False, bond lost)
             raise _StageFailed(stage, f"0x{action.uuid16:04x}: {exc}") from exc
 
-    async def _best_effort(self, action: Subscribe | Write, inbox: _Inbox) -> None:
+    async def _best_effort(self, action: Subscribe | Write, inbox: ValueCallback) -> None:
         try:
             await self._perform(action, inbox)
         except _StageFailed as exc:
@@ -476,7 +476,20 @@ class BloodPressureDriver(_DeviceBase):
         self._max_session_s = max_session_s
         self._on_cuff_pressure = on_cuff_pressure
 
-    async def collect(self, idle_timeout_s: float = BP_IDLE_TIMEOUT_S) -> SyncResult:
+    async def collect(
+        self,
+        idle_timeout_s: float = BP_IDLE_TIMEOUT_S,
+        *,
+        on_reading: Callable[[Reading], None] | None = None,
+    ) -> SyncResult:
+        """Collect until the cuff is quiet or gone.
+
+        ``on_reading`` sees each reading as it arrives, **synchronously inside the link's value
+        callback**, before that callback returns: a cuff forgets a reading once its indication
+        is confirmed, and a stack that confirms when the callback returns (bumble) then confirms
+        only after the hook has stored it (BlueZ confirms in bluetoothd before the value reaches
+        us: there the hook narrows the window to the delivery and the store). A hook that raises
+        is logged; the reading stays in the result."""
         link = self._link
         loop = asyncio.get_running_loop()
         identity = DeviceIdentity(link.address, self.kind)
@@ -494,21 +507,17 @@ class BloodPressureDriver(_DeviceBase):
             skew, written = await self._check_clock()
             battery = await self._read_battery()
             inbox = _Inbox(self._clock)
-            for action in session.start():
-                assert isinstance(action, Subscribe)
-                await self._perform(action, inbox)
-            end = loop.time() + self._max_session_s
-            while True:
-                wait_s = min(idle_timeout_s, end - loop.time())
-                item = await inbox.get(link, wait_s)
-                if item is None:
-                    break  # quiet, disconnected, or the session is long enough
-                uuid16, data, received_at = item
-                for out in session.on_value(uuid16, data):
+            known = identity
+
+            def on_value(uuid16: int, data: bytes) -> None:
+                # decoded here, in the link's callback, so ``on_reading`` runs before the stack
+                # confirms the indication; the inbox only tells the idle wait that it came
+                received_at = self._clock()
+                for out in session.on_value(uuid16, bytes(data)):
                     if isinstance(out, bp.MeasurementReceived):
-                        readings.append(
-                            bp_reading(out.measurement, identity, received_at, skew, self._tz)
-                        )
+                        reading = bp_reading(out.measurement, known, received_at, skew, self._tz)
+                        readings.append(reading)
+                        self._handed_over(reading, on_reading)
                     elif isinstance(out, bp.CuffPressure):
                         if self._on_cuff_pressure is not None:
                             self._on_cuff_pressure(out)
@@ -518,6 +527,16 @@ class BloodPressureDriver(_DeviceBase):
                             _LOGGER.warning(
                                 "%s: malformed 0x%04x: %s", link.address, out.uuid16, out.fault
                             )
+                inbox(uuid16, data)
+
+            for action in session.start():
+                assert isinstance(action, Subscribe)
+                await self._perform(action, on_value)
+            end = loop.time() + self._max_session_s
+            while True:
+                wait_s = min(idle_timeout_s, end - loop.time())
+                if await inbox.get(link, wait_s) is None:
+                    break  # quiet, disconnected, or the session is long enough
         except _StageFailed as exc:
             failure = (exc.stage, exc.reason)
             _LOGGER.warning("%s: session failed at %s: %s", link.address, exc.stage, exc.reason)
@@ -535,3 +554,11 @@ class BloodPressureDriver(_DeviceBase):
             duplicates=session.duplicate_count,
             events=tuple(events),
         )
+
+    def _handed_over(self, reading: Reading, hook: Callable[[Reading], None] | None) -> None:
+        if hook is None:
+            return
+        try:
+            hook(reading)
+        except Exception:  # the reading stays in the result; the caller stores it at the end
+            _LOGGER.exception("%s: the per-reading hook failed", self._link.address)

@@ -201,6 +201,7 @@ async def _run(args: argparse.Namespace, faults: Faults) -> int:
                     name=args.cuff_name,
                     address=args.cuff_address,
                     idle_disconnect_s=args.idle_disconnect,
+                    indication_interval_s=args.indication_interval,
                 ).start()
             )
         if args.transport:
@@ -333,6 +334,12 @@ def _add_run(sim_sub: Any) -> None:
     )
     parser.add_argument(
         "--idle-disconnect", type=float, default=5.0, help="cuff hangs up after this idle time"
+    )
+    parser.add_argument(
+        "--indication-interval",
+        type=float,
+        default=0.0,
+        help="seconds between the cuff's stored-reading indications (default 0: at once)",
     )
     parser.add_argument("--meter-name", default="Anjia-GM")
     parser.add_argument("--cuff-name", default="Anjia-BP")

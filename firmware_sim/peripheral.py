@@ -16,8 +16,9 @@ device, so a bonded collector is encrypted again on reconnect.
 Pacing: after a RACP report request the write response goes first, then one notification per
 record (measurement, then its context), then the final RACP indication, awaiting its
 confirmation. The cuff, once a collector enables 0x2A35 indications, indicates its stored readings
-one at a time (each awaits its ATT confirmation before the reading is forgotten), stays connected
-for ``idle_disconnect_s`` and then disconnects itself.
+one at a time (each awaits its ATT confirmation before the reading is forgotten;
+``indication_interval_s`` apart, 0 by default), stays connected for ``idle_disconnect_s`` and
+then disconnects itself.
 
 Devices live on a shared :class:`~device_drivers.bumble_air.BumbleAir` (one virtual controller
 each). IO module.
@@ -201,6 +202,7 @@ class SimCuff(SimPeripheral):
         advertising_window_s: float | None = None,
         idle_disconnect_s: float | None = DEFAULT_IDLE_DISCONNECT_S,
         cuff_pressure_interval_s: float = 0.0,
+        indication_interval_s: float = 0.0,
     ) -> None:
         super().__init__(
             air,
@@ -213,6 +215,7 @@ class SimCuff(SimPeripheral):
         self.state = state
         self.idle_disconnect_s = idle_disconnect_s
         self.cuff_pressure_interval_s = cuff_pressure_interval_s
+        self.indication_interval_s = indication_interval_s
         self._session: asyncio.Task[None] | None = None
         self._live: asyncio.Queue[StoredReading] = asyncio.Queue()
         self.indicated: list[PlannedIndication] = []
@@ -248,6 +251,8 @@ class SimCuff(SimPeripheral):
                 _LOGGER.info("%s fault: dropping the link mid-session", self.name)
                 await connection.disconnect()
                 return
+            if delivered and self.indication_interval_s > 0:
+                await asyncio.sleep(self.indication_interval_s)  # a slow cuff (pacing knob)
             await self.device.indicate_subscriber(connection, measurement, item.data)
             self.indicated.append(item)
             self.state.confirmed(item)

@@ -34,6 +34,7 @@ from edge.urgent import LocalAlert, ThresholdSet
 from gateway import contract as c
 from gateway.ble_session import BleSession
 from gateway.config_sync import ConfigStore, ConfigSync, RuntimeConfig
+from gateway.cuff_journal import CuffJournal
 from gateway.ingest import ReadingIngest
 from gateway.mqtt import MqttPublisher, PublishError, new_event_id
 from gateway.outbox import SqliteOutbox
@@ -73,6 +74,7 @@ class Gateway:
         outbox: SqliteOutbox,
         watermarks: WatermarkStore,
         config_store: ConfigStore,
+        journal: CuffJournal,
         *,
         air: BumbleAir | None,
         on_alert: Callable[[LocalAlert], None] | None,
@@ -80,6 +82,7 @@ class Gateway:
         self.settings = settings
         self.outbox = outbox
         self.watermarks = watermarks
+        self.journal = journal
         ble = settings.ble
         self.config = ConfigSync(
             settings.gateway_id,
@@ -101,11 +104,15 @@ class Gateway:
             edge_config=EdgeConfig(clock=ClockPolicy(household_tz=settings.zone)),
             clock=_now,
             on_alert=on_alert,
+            journal=journal,
         )
         self.scanner = AdvertisementScanner(self._heard, air=air)
         self.pool = SupervisorPool(
-            fetch=BleSession(ble, watermarks, tz=settings.zone, air=air, clock=_now),
+            fetch=BleSession(
+                ble, watermarks, tz=settings.zone, air=air, clock=_now, journal=journal
+            ),
             ingest=self.ingest,
+            salvage=self.ingest.salvage,
             policy=SupervisorPolicy(
                 connect_timeout_s=ble.connect_timeout_s,
                 sync_timeout_s=ble.sync_timeout_s,
@@ -171,6 +178,8 @@ class Gateway:
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         await self.publisher.start()
+        # cuff readings journaled by a session that a crash interrupted: into the outbox first
+        await self.ingest.salvage()
         self.scanner.start()
         # presence first: the supervisors wait for their device's advertisement outside the slots
         await self.scanner.wait_running(SCANNER_START_S)
@@ -239,10 +248,14 @@ async def run_gateway(
     outbox = SqliteOutbox(path, capacity=settings.outbox.capacity)
     watermarks: WatermarkStore | None = None
     config_store: ConfigStore | None = None
+    journal: CuffJournal | None = None
     try:
         watermarks = WatermarkStore(path)
         config_store = ConfigStore(path)
-        gateway = Gateway(settings, outbox, watermarks, config_store, air=air, on_alert=on_alert)
+        journal = CuffJournal(path)
+        gateway = Gateway(
+            settings, outbox, watermarks, config_store, journal, air=air, on_alert=on_alert
+        )
         await gateway.start()
         try:
             if on_start is not None:
@@ -251,7 +264,7 @@ async def run_gateway(
         finally:
             await gateway.stop()
     finally:
-        for store in (watermarks, config_store):
+        for store in (watermarks, config_store, journal):
             if store is not None:
                 store.close()
         outbox.close()

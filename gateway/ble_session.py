@@ -1,9 +1,10 @@
 """One BLE session with an enrolled device: connect (and pair), run its driver, disconnect.
 
 The :class:`~gateway.supervisor.Fetch` of the daemon. The glucose meter resumes after its stored
-watermark (:mod:`gateway.watermarks`); the cuff hands over whatever it still holds. The link is
-always disconnected, also when the supervisor's timeout cancels the session. IO (bleak via
-:mod:`device_drivers.bleak_link`).
+watermark (:mod:`gateway.watermarks`); the cuff hands over whatever it still holds, each reading
+journaled as it arrives (:mod:`gateway.cuff_journal`), because the cuff forgets it at once. The
+link is always disconnected, also when the supervisor's timeout cancels the session. IO (bleak
+via :mod:`device_drivers.bleak_link`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Final
 from device_drivers.bleak_link import connect_gatt_link
 from device_drivers.driver import BloodPressureDriver, GlucoseMeterDriver, SyncResult
 from device_drivers.errors import ConnectStage
-from device_drivers.model import DeviceKind
+from device_drivers.model import BloodPressureReading, DeviceKind, Reading
+from gateway.cuff_journal import CuffJournal
 from gateway.enrollment import EnrolledDevice
 from gateway.supervisor import SyncProgress, device_address
 from gateway.watermarks import WatermarkStore
@@ -47,8 +49,10 @@ class BleSession:
         tz: tzinfo,
         air: BumbleAir | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        journal: CuffJournal | None = None,
     ) -> None:
         self._ble = ble
+        self._journal = journal
         self._watermarks = watermarks
         self._tz = tz
         self._air = air
@@ -86,9 +90,22 @@ class BleSession:
                 tz=self._tz,
                 max_session_s=ble.sync_timeout_s * BP_SESSION_SHARE,
             )
-            return await cuff.collect(idle_timeout_s=ble.cuff_idle_s)
+            return await cuff.collect(
+                idle_timeout_s=ble.cuff_idle_s, on_reading=self._journal_hook(address)
+            )
         finally:
             progress.stage = ConnectStage.DISCONNECT
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DISCONNECT_TIMEOUT_S):
                     await link.disconnect()
+
+    def _journal_hook(self, address: str) -> Callable[[Reading], None] | None:
+        journal = self._journal
+        if journal is None:
+            return None
+
+        def store(reading: Reading) -> None:
+            if isinstance(reading, BloodPressureReading):
+                journal.add(address, reading)
+
+        return store

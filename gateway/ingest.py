@@ -11,7 +11,11 @@ For each session, under one lock (the edge state is shared by every device):
 4. local urgent alerts: a bilingual log line at once, an :class:`EventMessage` through the
    publisher (paho queues it while offline and sends it when the link is back; the reading in the
    outbox carries the alert too, durably), and the optional ``on_alert`` hook;
-5. the sync watermark, only now and only if nothing was refused; the edge state likewise.
+5. the sync watermark, only now and only if nothing was refused; the edge state likewise;
+6. cuff readings journaled during the session (:mod:`gateway.cuff_journal`) are forgotten there
+   once in the outbox. Journal rows the session result lacks (a session cut short, a crash) join
+   the batch; :meth:`ReadingIngest.salvage` drains the journal after a failed session and at
+   start-up.
 
 IO (outbox, watermarks, publisher); the decisions are the pure edge's.
 """
@@ -26,10 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from device_drivers.driver import SyncResult
-from device_drivers.model import BloodPressureReading, GlucoseReading, Reading
+from device_drivers.model import BloodPressureReading, DeviceKind, GlucoseReading, Reading
 from edge.pipeline import EdgeConfig, EdgeState, process
 from edge.urgent import LocalAlert, Severity, ThresholdSet
 from gateway import contract as c
+from gateway.cuff_journal import CuffJournal
 from gateway.enrollment import EnrolledDevice, Enrollment
 from gateway.mqtt import new_event_id
 from gateway.outbox import FillWarning, SqliteOutbox
@@ -99,8 +104,10 @@ class ReadingIngest:
         edge_config: EdgeConfig | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_alert: Callable[[LocalAlert], None] | None = None,
+        journal: CuffJournal | None = None,
     ) -> None:
         self._gateway_id = gateway_id
+        self._journal = journal
         self._outbox = outbox
         self._watermarks = watermarks
         self._enrollment = enrollment
@@ -117,12 +124,54 @@ class ReadingIngest:
         async with self._lock:
             return await self._ingest(device, result)
 
+    async def salvage(self, device: EnrolledDevice | None = None) -> int:
+        """Store what the cuff journal holds (of ``device``, or of every address): after a
+        session that failed or timed out, and at start-up after a crash. Returns the number of
+        journaled readings processed."""
+        journal = self._journal
+        if journal is None:
+            return 0
+        address = None if device is None else device_address(device)
+        entries = await asyncio.to_thread(journal.pending, address)
+        by_address: dict[str, list[Reading]] = {}
+        for _reading_id, addr, reading in entries:
+            by_address.setdefault(addr, []).append(reading)
+        for addr, readings in by_address.items():
+            enrolled = device if device is not None else self._enrolled_at(addr)
+            result = SyncResult(device=readings[-1].device, readings=tuple(readings))
+            report = await self(enrolled, result)
+            _LOGGER.info(
+                "%s: %d journaled cuff reading(s) recovered (%d in the outbox)",
+                addr,
+                len(readings),
+                report.stored,
+            )
+        return len(entries)
+
+    def _enrolled_at(self, address: str) -> EnrolledDevice:
+        for enrolled in self._enrollment().devices:
+            if device_address(enrolled) == address:
+                return enrolled
+        # no longer enrolled by address: attribution still works by identity
+        return EnrolledDevice(kind=DeviceKind.BLOOD_PRESSURE_MONITOR, address=address)
+
+    async def _journaled(self, address: str, result: SyncResult) -> tuple[Reading, ...]:
+        """The session's readings plus journal rows of ``address`` it lacks."""
+        journal = self._journal
+        if journal is None or result.device.kind is not DeviceKind.BLOOD_PRESSURE_MONITOR:
+            return result.readings
+        have = {c.reading_id_for(r.identity) for r in result.readings}
+        entries = await asyncio.to_thread(journal.pending, address)
+        extra = [reading for reading_id, _a, reading in entries if reading_id not in have]
+        return (*extra, *result.readings) if extra else result.readings
+
     async def _ingest(self, device: EnrolledDevice, result: SyncResult) -> IngestReport:
         address = device_address(device) or result.device.address.upper()
         now = self._clock()
         enrollment = self._enrollment()
+        readings = await self._journaled(address, result)
         batch = process(
-            result.readings,
+            readings,
             now,
             self._state,
             self._thresholds(),
@@ -139,6 +188,10 @@ class ReadingIngest:
             self._fill_event(warning, now)
         for alert in batch.local_alerts:
             self._raise(alert)
+        if self._journal is not None and result.device.kind is DeviceKind.BLOOD_PRESSURE_MONITOR:
+            # in the outbox now, or never going there (duplicate, unencodable): all but refused
+            done = {c.reading_id_for(r.identity) for r in readings} - set(added.refused)
+            await asyncio.to_thread(self._journal.remove, done)
         clean = not added.refused and not prepared.unencodable
         last_seq = _last_sequence(result) if clean else None
         if clean:
@@ -148,7 +201,7 @@ class ReadingIngest:
                 address,
                 device_key=result.device.key,
                 glucose_seq=result.watermark,
-                bp_last_measured_at=_last_measured(result.readings),
+                bp_last_measured_at=_last_measured(readings),
             )
         else:
             _LOGGER.warning(

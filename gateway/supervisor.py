@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -47,6 +47,7 @@ __all__ = [
     "Fetch",
     "Ingest",
     "IngestReport",
+    "Salvage",
     "SupervisorPolicy",
     "SupervisorPool",
     "SyncProgress",
@@ -101,6 +102,11 @@ class Ingest(Protocol):
     """Edge-process, attribute and store the readings of a session; commit the watermark."""
 
     async def __call__(self, device: EnrolledDevice, result: SyncResult) -> IngestReport: ...
+
+
+Salvage = Callable[[EnrolledDevice], Awaitable[object]]
+"""After a session that ended without a result (timeout, error): store what the session had
+already made durable (the cuff journal, :meth:`gateway.ingest.ReadingIngest.salvage`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +169,7 @@ class DeviceSupervisor:
         policy: SupervisorPolicy,
         scanner_running: Callable[[], bool] = lambda: False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        salvage: Salvage | None = None,
     ) -> None:
         address = device_address(device)
         if address is None:
@@ -171,6 +178,7 @@ class DeviceSupervisor:
         self.device = device
         self._fetch = fetch
         self._ingest = ingest
+        self._salvage = salvage
         self._slots = slots
         self._policy = policy
         self._scanner_running = scanner_running
@@ -321,6 +329,7 @@ class DeviceSupervisor:
             except TimeoutError:
                 reason = f"no answer within {self._policy.sync_timeout_s:g} s"
                 self._failed(progress.stage, reason, True, 0.0)
+                await self._salvaged()
                 return
             except Exception as exc:  # classified below; the supervisor catches all
                 if not isinstance(exc, DeviceUnavailableError):
@@ -328,6 +337,7 @@ class DeviceSupervisor:
                 found = classify(exc)
                 reason = getattr(exc, "reason", None) or type(exc).__name__
                 self._failed(found.stage, str(reason), found.retryable, found.backoff_s)
+                await self._salvaged()
                 return
             report = await self._ingest(self.device, result)
             self._record(result, report)
@@ -340,6 +350,14 @@ class DeviceSupervisor:
                 self._failed(stage, result.failure_reason or "failed", retryable, 0.0)
         finally:
             self._syncing = False
+
+    async def _salvaged(self) -> None:
+        if self._salvage is None:
+            return
+        try:
+            await self._salvage(self.device)
+        except Exception:
+            _LOGGER.exception("%s: storing the journaled readings failed", self.address)
 
     def _record(self, result: SyncResult, report: IngestReport) -> None:
         d = self._diag
@@ -392,6 +410,7 @@ class SupervisorPool:
     max_connections: int
     scanner_running: Callable[[], bool] = lambda: False
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    salvage: Salvage | None = None
     supervisors: dict[str, DeviceSupervisor] = field(default_factory=dict)
     _slots: asyncio.Semaphore | None = None
     _warned: set[str] = field(default_factory=set)
@@ -431,6 +450,7 @@ class SupervisorPool:
                 policy=self.policy,
                 scanner_running=self.scanner_running,
                 clock=self.clock,
+                salvage=self.salvage,
             )
             self.supervisors[address] = supervisor
             supervisor.start()

@@ -1,0 +1,162 @@
+"""A gateway killed with -9 in the middle of a cuff session loses no reading.
+
+The cuff (``anjia sim run --device bp`` in its own process, indications paced) forgets each reading
+once its indication is confirmed. The gateway process journals each reading as it arrives
+(gateway/cuff_journal.py); it is killed while the session runs (the journal, polled read-only,
+holds some readings and the outbox none), restarted, and every reading the cuff held reaches the
+stand-in cloud exactly once by identity."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.outbox import SqliteOutbox
+from tests.brokers import Mosquitto, free_port, wait_for_port
+from tests.integration.cloud_standin import StandInCloud
+from tests.integration.gateway.test_gateway_process import ANJIA, start_gateway, wait
+
+pytestmark = [pytest.mark.broker, pytest.mark.sim, pytest.mark.slow]
+
+GW = "gw-cuff-crash-01"
+CUFF = "F0:5A:4A:00:00:02"
+INDICATION_INTERVAL_S = 0.1
+KILL_AFTER = 8  # journaled readings
+
+
+def config_toml(tmp_path: Path, sim_port: int, mqtt_port: int) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f"""
+gateway_id = "{GW}"
+status_interval_s = 1
+
+[ble]
+link = "bumble:tcp-client:127.0.0.1:{sim_port}"
+connect_timeout_s = 5
+connect_attempts = 2
+sync_timeout_s = 30
+cuff_idle_s = 1
+min_sync_gap_s = 600
+backoff_max_s = 2
+
+[mqtt]
+port = {mqtt_port}
+reconnect_min_s = 1
+reconnect_max_s = 1
+ack_timeout_s = 2
+keepalive_s = 5
+
+[outbox]
+path = "{tmp_path / "outbox.db"}"
+
+[[devices]]
+kind = "blood_pressure_monitor"
+address = "{CUFF}"
+slots = {{1 = "p-dad", 2 = "p-mum"}}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def count(db: Path, table: str) -> int:
+    """Rows in a table of the gateway's outbox file, read-only (0 before it exists)."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet, or busy for a moment
+        return 0
+
+
+@pytest.fixture
+def cuff(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
+    """A cuff holding a few days of readings, in its own process: (port, readings, output)."""
+    port = free_port()
+    out = tmp_path / "sim.out"
+    with out.open("w") as sink:
+        proc = subprocess.Popen(
+            [
+                *ANJIA,
+                "sim",
+                "run",
+                "--device",
+                "bp",
+                "--days",
+                "5",
+                "--seed",
+                "3",
+                "--transport",
+                f"tcp-server:_:{port}",
+                "--idle-disconnect",
+                "1",
+                "--indication-interval",
+                str(INDICATION_INTERVAL_S),
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert wait(lambda: "advertising F0:" in out.read_text(), 20), out.read_text()
+        wait_for_port(port, proc=None)
+        held = int(re.search(r"(\d+) unsent reading", out.read_text()).group(1))  # type: ignore[union-attr]
+        assert held >= 3 * KILL_AFTER
+        yield port, held, out
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # prints its report
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def test_killed_mid_cuff_session_every_reading_arrives_once(
+    tmp_path: Path, mosquitto: Mosquitto, cuff: tuple[int, int, Path]
+) -> None:
+    sim_port, held, _sim_out = cuff
+    config = config_toml(tmp_path, sim_port, mosquitto.port)
+    db = tmp_path / "outbox.db"
+    log = tmp_path / "gateway.log"
+    cloud = StandInCloud("127.0.0.1", mosquitto.port).start()
+    gateway = start_gateway(config, log)
+    try:
+        assert wait(lambda: count(db, "cuff_journal") >= KILL_AFTER, 20), log.read_text()[-3000:]
+        gateway.send_signal(signal.SIGKILL)
+        gateway.wait(10)
+        journaled = count(db, "cuff_journal")
+        # killed mid-session: readings only in the journal (the session never ended), not all
+        assert KILL_AFTER <= journaled < held
+        assert count(db, "readings") == 0
+        assert not cloud.stored
+
+        gateway = start_gateway(config, log)
+        assert cloud.wait_for(lambda s: len(s.stored) == held, 25), (
+            len(cloud.stored),
+            log.read_text()[-3000:],
+        )
+        assert wait(lambda: count(db, "cuff_journal") == 0, 10)
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(20) == 0
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()
+            gateway.wait(10)
+        cloud.stop()
+    stored = list(cloud.stored.values())
+    identities = {(r.device.key, r.user_id, r.measured_at, r.systolic_mmhg) for r in stored}
+    assert len(identities) == len(stored) == held
+    assert {r.person_ref for r in stored} == {"p-dad", "p-mum"}
+    with SqliteOutbox(db) as outbox:
+        assert outbox.depth() == 0
+    assert "recovered" in log.read_text()  # the journal was drained at the restart
+    assert "Traceback" not in log.read_text()
