@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv system-deps lint test test-fast demo bench-ble clean
+.PHONY: venv system-deps lint test test-fast demo bench-ble bench-ingest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -38,6 +38,9 @@ demo: venv
 
 bench-ble: venv
 	$(PY) bench/bench_ble.py
+
+bench-ingest: venv system-deps
+	$(PY) bench/bench_ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

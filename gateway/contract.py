@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -158,14 +159,17 @@ _MESSAGE_CHANNEL: Final[dict[type[Message], Channel]] = {
 
 
 # --- topics ------------------------------------------------------------------------------------
+# ASCII letters and digits first, then also . _ : - (a regex: ids are checked on every message)
+_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+
 def validate_id(value: str, what: str = "gateway_id") -> str:
     """Return ``value`` if it is a safe id for topics and payloads, else raise BAD_ID.
     Ids never hold ``/``, ``+``, ``#``, ``$``, spaces or control characters."""
     if (
         not isinstance(value, str)
         or not 0 < len(value) <= MAX_ID_CHARS
-        or not (value[0].isascii() and value[0].isalnum())
-        or not all(c.isascii() and (c.isalnum() or c in "._:-") for c in value)
+        or _ID_PATTERN.fullmatch(value) is None
     ):
         raise ContractError(ContractFault.BAD_ID, f"{what} {value!r:.80}")
     return value
