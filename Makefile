@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv system-deps lint test test-fast demo bench-ble bench-ingest clean
+.PHONY: venv system-deps lint test test-fast demo bench-ble bench-ingest bench-gateway clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -41,6 +41,9 @@ bench-ble: venv
 
 bench-ingest: venv system-deps
 	$(PY) bench/bench_ingest.py
+
+bench-gateway: venv system-deps
+	$(PY) bench/bench_gateway.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

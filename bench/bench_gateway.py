@@ -1,0 +1,723 @@
+"""`make bench-gateway`: the gateway daemon's memory and CPU idle and during a 500-record sync,
+the latency from a reading received from the meter to its PUBACK, and the outbox replay rate
+beside a bare paho publisher (documented in bench/README.md).
+
+1. Daemon (``anjia gateway run``, a real process): a simulated glucose meter with ``--records``
+   records (``anjia sim run --transport tcp-server:...``, another process), Mosquitto (started
+   here, tests/brokers.py configuration), and a cloud acker in its own process (the stand-in
+   cloud of tests/integration/cloud_standin.py, which stores and acks). The daemon syncs the
+   meter when it hears it (edge, outbox, publisher, acks). Its RSS (VmRSS/VmHWM) and CPU time
+   (utime + stime) are sampled from /proc every 20 ms. The sync counts from the daemon's log line
+   ``<address>: sync (...)`` to the moment the acker has stored every reading; the idle window
+   (``--idle-seconds``) starts after that, once the outbox is empty.
+2. Latency reading -> PUBACK, from the same run: each reading carries ``received_at``, the
+   gateway's clock when the meter's notification arrived (stamped by the driver's inbox); the
+   acker notes when each envelope arrives. Mosquitto forwards a QoS 1 PUBLISH to the subscriber
+   and PUBACKs the publisher in the same pass, so the arrival is the PUBACK time to well under
+   a millisecond, with no instrumentation inside the daemon. Urgent readings (sent at once, one
+   per envelope) and bulk ones (batched) are reported apart.
+3. Replay: ``--replay`` readings added to a fresh :class:`~gateway.outbox.SqliteOutbox`, then the
+   real :class:`~gateway.mqtt.MqttPublisher` (default settings: envelopes of 100 readings, 64 in
+   flight) drains it to Mosquitto while the acker process acks; timed until the outbox is empty.
+   Beside it, a bare paho client (QoS 1, the same in-flight window) publishes the same envelopes
+   to the same broker with the same acker subscribed.
+
+Prints a table and writes bench/results/gateway.json.
+
+    .venv/bin/python bench/bench_gateway.py [--records 500] [--replay 100000] [--idle-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import platform
+import pstats
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: the repository's packages and tests/
+    sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
+
+from device_drivers.model import DeviceIdentity, DeviceKind, GlucoseContext, GlucoseReading  # noqa: E402
+from gateway import contract as c  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "gateway.json"
+ANJIA = [sys.executable, "-m", "gateway.cli"]
+GW = "gw-bench-0001"
+METER_ADDRESS = "F0:5A:4A:00:00:01"
+T0 = datetime(2026, 3, 1, 7, 30, tzinfo=UTC)
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+RSS_GOAL_MB = 120.0
+REPLAY_GOAL_RATIO = 0.5
+
+
+def log(line: str) -> None:
+    print(line, flush=True)
+
+
+# --- the cloud acker (a child process) ---------------------------------------------------------
+def acker_process(port: int, ready: Any, stop: Any, stored: Any, results: Any) -> None:
+    """The stand-in cloud (stores, acks), noting when each envelope arrives and, per reading,
+    the gateway's ``received_at`` and urgency."""
+    from tests.integration.cloud_standin import StandInCloud
+
+    cloud = StandInCloud("127.0.0.1", port)
+    arrivals: list[tuple[float, float, bool]] = []  # (arrived, received_at, urgent)
+    handle = cloud._on_message  # the stand-in's own handler: decode, store, ack
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        arrived = time.time()
+        handle(client, userdata, message)
+        if message.topic.endswith("/up/readings"):
+            try:
+                envelope = c.decode_envelope(message.payload)
+            except c.ContractError:
+                return
+            for reading in envelope.readings:
+                received = reading.received_at
+                arrivals.append(
+                    (arrived, received.timestamp() if received else arrived, reading.urgent)
+                )
+            stored.value = len(cloud.stored)
+
+    cloud.client.on_message = on_message
+    cloud.start(30)
+    ready.set()
+    while not stop.wait(0.05):
+        stored.value = len(cloud.stored)
+    cloud.stop()
+    results.put(
+        {
+            "stored": len(cloud.stored),
+            "envelopes": cloud.envelopes,
+            "acks_sent": cloud.acks_sent,
+            "duplicate_deliveries": cloud.duplicate_deliveries,
+            "arrivals": arrivals,
+        }
+    )
+
+
+@dataclass
+class Acker:
+    port: int
+    ctx: Any = field(default_factory=lambda: mp.get_context("spawn"))
+
+    def __post_init__(self) -> None:
+        self.ready, self.stop_event = self.ctx.Event(), self.ctx.Event()
+        self.stored = self.ctx.Value("q", 0)
+        self.results = self.ctx.Queue()
+        self.proc = self.ctx.Process(
+            target=acker_process,
+            args=(self.port, self.ready, self.stop_event, self.stored, self.results),
+        )
+
+    def start(self) -> Acker:
+        self.proc.start()
+        deadline = time.monotonic() + 60
+        while not self.ready.wait(0.1):
+            if not self.proc.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the cloud acker did not subscribe")
+        return self
+
+    def finish(self) -> dict[str, Any]:
+        self.stop_event.set()
+        out: dict[str, Any] = self.results.get(timeout=60)
+        self.proc.join(30)
+        return out
+
+
+# --- /proc sampling ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sample:
+    at: float  # time.monotonic()
+    rss_mb: float
+    hwm_mb: float
+    cpu_s: float
+
+
+def sample(pid: int) -> Sample | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    after_name = stat.rsplit(")", 1)[1].split()
+    utime, stime = int(after_name[11]), int(after_name[12])
+    return Sample(
+        time.monotonic(),
+        int(fields["VmRSS"].split()[0]) / 1024,
+        int(fields["VmHWM"].split()[0]) / 1024,
+        (utime + stime) / TICKS,
+    )
+
+
+class Sampler(threading.Thread):
+    """Samples a process every ``interval_s`` and notes when ``marker`` first shows in a log."""
+
+    def __init__(self, pid: int, log_file: Path, marker: str, interval_s: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.log_file, self.marker, self.interval_s = pid, log_file, marker, interval_s
+        self.samples: list[Sample] = []
+        self.marked: Sample | None = None
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            got = sample(self.pid)
+            if got is None:
+                return
+            self.samples.append(got)
+            if self.marked is None and self.marker in self.log_file.read_text(errors="replace"):
+                self.marked = got
+            time.sleep(self.interval_s)
+
+    def latest(self) -> Sample:
+        return self.samples[-1]
+
+
+# --- 1 + 2: the daemon syncing a simulated meter -----------------------------------------------
+def gateway_config(path: Path, sim_port: int, mqtt_port: int, outbox: Path) -> Path:
+    path.write_text(
+        f"""gateway_id = "{GW}"
+
+[ble]
+link = "bumble:tcp-client:127.0.0.1:{sim_port}"
+min_sync_gap_s = 3600
+
+[mqtt]
+port = {mqtt_port}
+
+[outbox]
+path = "{outbox}"
+
+[[devices]]
+kind = "glucose_meter"
+address = "{METER_ADDRESS}"
+person = "p-bench"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def percentile(ordered: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of an ascending sequence."""
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * p // 100))
+    return ordered[int(rank) - 1]
+
+
+def run_daemon(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    from tests.brokers import free_port, wait_for_port
+
+    sim_port = free_port()
+    sim_out = workdir / "sim.out"
+    with sim_out.open("w") as sink:
+        sim = subprocess.Popen(
+            [
+                *ANJIA,
+                "sim",
+                "run",
+                "--device",
+                "glucose",
+                "--transport",
+                f"tcp-server:_:{sim_port}",
+                "--records",
+                str(args.records),
+                "--scenario",
+                args.scenario,
+                "--seed",
+                "4",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    acker: Acker | None = None
+    daemon: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(lambda: "advertising F0:" in sim_out.read_text(), 30, "the simulator")
+        wait_for_port(sim_port)
+        acker = Acker(port).start()
+        config = gateway_config(workdir / "gateway.toml", sim_port, port, workdir / "outbox.db")
+        daemon_log = workdir / "gateway.log"
+        with daemon_log.open("wb") as daemon_sink:
+            daemon = subprocess.Popen(
+                [*ANJIA, "-v", "gateway", "run", "--config", str(config)],
+                stdout=daemon_sink,
+                stderr=subprocess.STDOUT,
+            )
+        started = time.monotonic()
+        sampler = Sampler(daemon.pid, daemon_log, f"{METER_ADDRESS}: sync (")
+        sampler.start()
+        stored = acker.stored
+        wait_for(
+            lambda: stored.value >= args.records or daemon.poll() is not None,
+            120,
+            f"{args.records} readings at the cloud",
+        )
+        if daemon.poll() is not None:
+            raise RuntimeError(f"the daemon exited: {daemon_log.read_text()[-2000:]}")
+        synced = sampler.latest()
+        sync_start = sampler.marked
+        if sync_start is None:
+            raise RuntimeError("no sync line in the daemon's log")
+        log(
+            f"  synced {stored.value} readings, {synced.at - sync_start.at:.2f} s after the "
+            f"sync began ({sync_start.at - started:.2f} s after the daemon started)"
+        )
+        from gateway.outbox import SqliteOutbox
+
+        def outbox_empty() -> bool:
+            with SqliteOutbox(workdir / "outbox.db") as outbox:
+                return outbox.depth() == 0
+
+        wait_for(outbox_empty, 30, "the outbox to empty")
+        time.sleep(1.0)  # settle: the last acks, a status message
+        idle_from = sampler.latest()
+        log(f"  idle for {args.idle_seconds:.0f} s ...")
+        time.sleep(args.idle_seconds)
+        idle_to = sampler.latest()
+        sampler.halt.set()
+        sampler.join(2)
+        daemon.send_signal(signal.SIGTERM)
+        exit_code = daemon.wait(30)
+        cloud = acker.finish()
+        acker = None
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(10)
+        if acker is not None:
+            acker.proc.kill()
+        sim.terminate()
+        try:
+            sim.wait(10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+    sync_samples = [s for s in sampler.samples if sync_start.at <= s.at <= synced.at]
+    bulk = sorted((a - r) * 1000 for a, r, urgent in cloud["arrivals"] if not urgent)
+    urgent = sorted((a - r) * 1000 for a, r, u in cloud["arrivals"] if u)
+    both = sorted(bulk + urgent)
+    return {
+        "records": args.records,
+        "scenario": args.scenario,
+        "readings_stored_by_cloud": cloud["stored"],
+        "envelopes": cloud["envelopes"],
+        "duplicate_deliveries": cloud["duplicate_deliveries"],
+        "daemon_exit_code": exit_code,
+        "start_to_sync_s": round(sync_start.at - started, 3),
+        "startup_cpu_s": round(sync_start.cpu_s, 3),
+        "startup_rss_mb": round(sync_start.rss_mb, 1),
+        "sync_s": round(synced.at - sync_start.at, 3),
+        "cpu_s_sync": round(synced.cpu_s - sync_start.cpu_s, 3),
+        "peak_rss_mb_sync": round(max([s.rss_mb for s in sync_samples] + [synced.hwm_mb]), 1),
+        "idle_seconds": round(idle_to.at - idle_from.at, 2),
+        "idle_cpu_pct": round(
+            100 * (idle_to.cpu_s - idle_from.cpu_s) / (idle_to.at - idle_from.at), 2
+        ),
+        "idle_rss_mb": round(idle_to.rss_mb, 1),
+        "peak_rss_mb_lifetime": round(idle_to.hwm_mb, 1),
+        "latency_readings": len(both),
+        "reading_to_puback_ms_p50": round(percentile(both, 50), 1),
+        "reading_to_puback_ms_p99": round(percentile(both, 99), 1),
+        "bulk_readings": len(bulk),
+        "bulk_reading_to_puback_ms_p50": round(percentile(bulk, 50), 1),
+        "bulk_reading_to_puback_ms_p99": round(percentile(bulk, 99), 1),
+        "urgent_readings": len(urgent),
+        "urgent_reading_to_puback_ms_p50": round(percentile(urgent, 50), 1) if urgent else None,
+        "urgent_reading_to_puback_ms_p99": round(percentile(urgent, 99), 1) if urgent else None,
+    }
+
+
+# --- 3: outbox replay beside a bare publisher --------------------------------------------------
+def replay_readings(count: int) -> list[c.ReadingMessage]:
+    meters = [
+        DeviceIdentity(
+            f"C0:B1:00:00:00:{m:02X}",
+            DeviceKind.GLUCOSE_METER,
+            system_id=f"{0xB1 << 56 | m:016x}",
+            serial_number=f"GMR{m:07d}",
+            model_number="GM-1",
+            manufacturer="Anjia Sim",
+        )
+        for m in range(4)
+    ]
+    out = []
+    for seq in range(count):
+        device_time = datetime(2026, 3, 1, 8, 0) + timedelta(minutes=seq)
+        measured = device_time.replace(tzinfo=UTC) - timedelta(hours=8)
+        value = 4.0 + (seq % 60) / 10
+        out.append(
+            c.from_reading(
+                GlucoseReading(
+                    meters[seq % 4],
+                    seq,
+                    device_time,
+                    measured,
+                    measured + timedelta(seconds=30),
+                    value,
+                    value / 1000.0,
+                    "mol/L",
+                    sample_type=1,
+                    sample_location=1,
+                    context=GlucoseContext(meal=1 + seq % 3),
+                ),
+                "p-bench",
+            )
+        )
+    return out
+
+
+def fill_outbox(path: Path, readings: Sequence[c.ReadingMessage], chunk: int = 1000) -> float:
+    """Add the readings in syncs of ``chunk``; returns readings/s of ``SqliteOutbox.add``."""
+    from gateway.outbox import SqliteOutbox
+
+    started = time.perf_counter()
+    with SqliteOutbox(path) as outbox:
+        for i in range(0, len(readings), chunk):
+            outbox.add(readings[i : i + chunk])
+        assert outbox.depth() == len(readings)
+    return len(readings) / (time.perf_counter() - started)
+
+
+def urgent_reading(n: int) -> c.ReadingMessage:
+    """A level-2 hypoglycaemia just received (``received_at`` now), from a fifth meter."""
+    meter = DeviceIdentity(
+        "C0:B1:00:00:01:00", DeviceKind.GLUCOSE_METER, system_id=f"{0xB2 << 56:016x}"
+    )
+    now = datetime.now(UTC)
+    device_time = (now + timedelta(hours=8)).replace(tzinfo=None)
+    return c.from_reading(
+        GlucoseReading(
+            meter, n, device_time, now, now, 2.6, 0.0026, "mol/L", sample_type=1, sample_location=1
+        ),
+        "p-bench",
+        urgent=True,
+    )
+
+
+async def replay(
+    port: int, outbox_path: Path, expected: int, urgent_every_s: float
+) -> tuple[float, int, dict[str, Any]]:
+    """The real publisher drains the outbox; seconds from start() to an empty outbox. Meanwhile
+    an urgent reading is added every ``urgent_every_s`` (as a sync thread would: outbox.add,
+    then notify): they must overtake the bulk backlog."""
+    from gateway.mqtt import MqttPublisher
+    from gateway.mqtt_settings import MqttSettings
+    from gateway.outbox import SqliteOutbox
+
+    settings = MqttSettings(port=port)
+    urgent = 0
+    with SqliteOutbox(outbox_path) as outbox:
+        assert outbox.depth() == expected
+        publisher = MqttPublisher(settings, outbox, GW)
+        done = asyncio.Event()
+
+        async def urgent_probe() -> None:
+            nonlocal urgent
+            while not done.is_set():
+                await asyncio.sleep(urgent_every_s)
+                await asyncio.to_thread(outbox.add, [urgent_reading(urgent)], urgent=True)
+                publisher.notify(urgent=True)
+                urgent += 1
+
+        started = time.perf_counter()
+        await publisher.start()
+        probe = asyncio.create_task(urgent_probe()) if urgent_every_s > 0 else None
+        try:
+            last_print = time.monotonic()
+            while outbox.depth() > 0:
+                await asyncio.sleep(0.05)
+                if time.monotonic() - last_print > 2:
+                    log(f"    replay: {expected + urgent - outbox.depth():,}/{expected:,} acked")
+                    last_print = time.monotonic()
+            seconds = time.perf_counter() - started
+            done.set()
+            if probe is not None:
+                await probe
+            for _ in range(1000):  # the last urgent reading
+                if outbox.depth() == 0:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            done.set()
+            await publisher.stop()
+        stats = dataclasses.asdict(publisher.stats)
+    return (
+        seconds,
+        urgent,
+        {
+            "batch_max_readings": settings.batch_max_readings,
+            "inflight_messages": settings.inflight_messages,
+            "max_unacked_readings": settings.max_unacked_readings,
+            "publisher_stats": stats,
+        },
+    )
+
+
+def envelopes_like_the_publisher(
+    readings: Sequence[c.ReadingMessage], per_envelope: int
+) -> list[bytes]:
+    encoded = [c.encode_reading(r) for r in readings]
+    return [
+        c.encode_envelope(f"m-bare-{i}", GW, T0, encoded[i : i + per_envelope])
+        for i in range(0, len(encoded), per_envelope)
+    ]
+
+
+def bare_publish(port: int, payloads: Sequence[bytes], inflight: int) -> float:
+    """A bare paho client publishes ``payloads`` at QoS 1 with ``inflight`` in flight; seconds
+    from the first publish call to the last PUBACK."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="bench-bare-pub", protocol=MQTTProtocolVersion.MQTTv5
+    )
+    client.max_inflight_messages_set(inflight)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        name = c.topic(GW, c.Channel.READINGS)
+        started = time.perf_counter()
+        infos = [client.publish(name, payload, qos=1) for payload in payloads]
+        for info in infos:
+            info.wait_for_publish(120)
+            if not info.is_published():
+                raise RuntimeError("the broker did not acknowledge every bare publish")
+        return time.perf_counter() - started
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def run_replay(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    from gateway.mqtt_settings import MqttSettings
+
+    defaults = MqttSettings()
+    readings = replay_readings(args.replay)
+    outbox_path = workdir / "replay-outbox.db"
+    add_rate = fill_outbox(outbox_path, readings)
+    log(f"  outbox filled: {args.replay:,} readings ({add_rate:,.0f} readings/s through add)")
+    acker = Acker(port).start()
+    try:
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+        seconds, urgent, publisher = asyncio.run(
+            replay(port, outbox_path, args.replay, args.urgent_every_s)
+        )
+        if args.profile:
+            profiler.disable()
+            stats = pstats.Stats(profiler, stream=sys.stdout)
+            stats.sort_stats("tottime").print_stats(30)
+        wait_for(lambda: acker.stored.value >= args.replay, 60, "the acker to store every reading")
+        log(f"  replay: {args.replay / seconds:,.0f} readings/s ({seconds:.2f} s)")
+        payloads = envelopes_like_the_publisher(readings, defaults.batch_max_readings)
+        bare_s = bare_publish(port, payloads, defaults.inflight_messages)
+        log(f"  bare publisher: {len(payloads) / bare_s:,.0f} msgs/s ({bare_s:.2f} s)")
+        singles = envelopes_like_the_publisher(readings[: args.bare_single], 1)
+        single_s = bare_publish(port, singles, defaults.inflight_messages)
+        log(f"  bare publisher, 1 reading/message: {len(singles) / single_s:,.0f} msgs/s")
+    finally:
+        cloud = acker.finish()
+    per_message = defaults.batch_max_readings
+    bare_msgs = len(payloads) / bare_s
+    urgent_ms = sorted((a - r) * 1000 for a, r, u in cloud["arrivals"] if u)
+    return {
+        "urgent_during_replay": urgent,
+        "urgent_add_to_puback_ms_p50": round(percentile(urgent_ms, 50), 1) if urgent_ms else None,
+        "urgent_add_to_puback_ms_p99": round(percentile(urgent_ms, 99), 1) if urgent_ms else None,
+        "urgent_add_to_puback_ms_max": round(urgent_ms[-1], 1) if urgent_ms else None,
+        "replay_readings": args.replay,
+        "replay_s": round(seconds, 3),
+        "replay_readings_per_s": round(args.replay / seconds),
+        "bare_publish_messages": len(payloads),
+        "bare_publish_readings_per_message": per_message,
+        "bare_publish_s": round(bare_s, 3),
+        "bare_publish_msgs_per_s": round(bare_msgs),
+        "bare_publish_readings_per_s": round(bare_msgs * per_message),
+        "replay_to_bare_ratio": round(args.replay / seconds / (bare_msgs * per_message), 3),
+        "bare_publish_single_messages": len(singles),
+        "bare_publish_single_msgs_per_s": round(len(singles) / single_s),
+        "outbox_add_readings_per_s": round(add_rate),
+        "acker_stored": cloud["stored"],
+        "acker_duplicate_deliveries": cloud["duplicate_deliveries"],
+        **publisher,
+    }
+
+
+# --- main --------------------------------------------------------------------------------------
+def commit_of_tree() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--records", type=int, default=500, help="records in the meter")
+    parser.add_argument("--scenario", default="nocturnal_level2_hypoglycaemia")
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--replay", type=int, default=100_000, help="readings in the outbox")
+    parser.add_argument(
+        "--bare-single", type=int, default=20_000, help="one-reading messages, bare publisher"
+    )
+    parser.add_argument(
+        "--urgent-every-s", type=float, default=0.1, help="an urgent reading during the replay"
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the replay (this process)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    from tests.brokers import Mosquitto
+
+    workdir = Path(tempfile.mkdtemp(prefix="anjia-bench-gateway-"))
+    load_before = os.getloadavg()[0]
+    broker = Mosquitto(workdir / "mosquitto")
+    broker.start()
+    log(f"mosquitto on 127.0.0.1:{broker.port}; files in {workdir}")
+    try:
+        log(f"phase daemon: anjia gateway run syncing a simulated meter ({args.records} records)")
+        daemon = run_daemon(workdir, broker.port, args)
+        log(f"phase replay: {args.replay:,} readings from the outbox, then a bare publisher")
+        replayed = run_replay(workdir, broker.port, args)
+        mosquitto = subprocess.run([broker.binary, "-h"], capture_output=True, text=True)
+        broker_version = (mosquitto.stdout or mosquitto.stderr).splitlines()[0].strip()
+    finally:
+        broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    load = os.getloadavg()[0]
+
+    rss_ok = daemon["peak_rss_mb_sync"] < RSS_GOAL_MB
+    replay_ok = replayed["replay_to_bare_ratio"] >= REPLAY_GOAL_RATIO
+    log("")
+    log(f"{'measure':<52} {'value':>12}")
+    rows = (
+        ("daemon start -> sync begins (s)", daemon["start_to_sync_s"]),
+        (
+            "startup CPU (s) / RSS at sync start (MB)",
+            f"{daemon['startup_cpu_s']:.2f} / {daemon['startup_rss_mb']:.1f}",
+        ),
+        (f"sync of {args.records}: wall s (to the last cloud store)", daemon["sync_s"]),
+        ("sync: CPU s", daemon["cpu_s_sync"]),
+        (f"sync: peak RSS MB (goal < {RSS_GOAL_MB:.0f})", daemon["peak_rss_mb_sync"]),
+        ("idle: CPU %", daemon["idle_cpu_pct"]),
+        ("idle: RSS MB", daemon["idle_rss_mb"]),
+        (
+            "reading -> PUBACK p50 / p99 ms (all)",
+            f"{daemon['reading_to_puback_ms_p50']} / {daemon['reading_to_puback_ms_p99']}",
+        ),
+        (
+            f"  bulk ({daemon['bulk_readings']})",
+            f"{daemon['bulk_reading_to_puback_ms_p50']} / "
+            f"{daemon['bulk_reading_to_puback_ms_p99']}",
+        ),
+        (
+            f"  urgent ({daemon['urgent_readings']})",
+            f"{daemon['urgent_reading_to_puback_ms_p50']}"
+            f" / {daemon['urgent_reading_to_puback_ms_p99']}",
+        ),
+        ("outbox replay readings/s", f"{replayed['replay_readings_per_s']:,}"),
+        (
+            f"bare publisher msgs/s ({replayed['bare_publish_readings_per_message']} readings/msg)",
+            f"{replayed['bare_publish_msgs_per_s']:,}",
+        ),
+        ("bare publisher readings/s", f"{replayed['bare_publish_readings_per_s']:,}"),
+        (
+            "bare publisher, 1 reading/message: msgs/s",
+            f"{replayed['bare_publish_single_msgs_per_s']:,}",
+        ),
+        (
+            f"urgent in the replay ({replayed['urgent_during_replay']}): add->PUBACK p50/p99",
+            f"{replayed['urgent_add_to_puback_ms_p50']} / "
+            f"{replayed['urgent_add_to_puback_ms_p99']}",
+        ),
+        (f"replay / bare (goal >= {REPLAY_GOAL_RATIO})", replayed["replay_to_bare_ratio"]),
+    )
+    for label, value in rows:
+        log(f"{label:<52} {value!s:>12}")
+    log(f"goal peak RSS during a sync < {RSS_GOAL_MB:.0f} MB: {'ok' if rss_ok else 'MISSED'}")
+    log(f"goal replay >= half the bare rate: {'ok' if replay_ok else 'MISSED'}")
+    log(f"load average 1 min: {load:.2f} (before: {load_before:.2f})")
+
+    result: dict[str, Any] = {
+        "benchmark": "gateway",
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit_of_tree(),
+        "measured_through": "the real daemon process (anjia gateway run) for RSS, CPU and latency; "
+        "MqttPublisher + SqliteOutbox in this process for the replay",
+        "peak_rss_mb_sync": daemon["peak_rss_mb_sync"],
+        "cpu_s_sync": daemon["cpu_s_sync"],
+        "idle_rss_mb": daemon["idle_rss_mb"],
+        "idle_cpu_pct": daemon["idle_cpu_pct"],
+        "replay_readings_per_s": replayed["replay_readings_per_s"],
+        "bare_publish_msgs_per_s": replayed["bare_publish_msgs_per_s"],
+        "bare_publish_readings_per_s": replayed["bare_publish_readings_per_s"],
+        "replay_to_bare_ratio": replayed["replay_to_bare_ratio"],
+        "reading_to_puback_ms_p50": daemon["reading_to_puback_ms_p50"],
+        "reading_to_puback_ms_p99": daemon["reading_to_puback_ms_p99"],
+        "goal_peak_rss_mb": RSS_GOAL_MB,
+        "goal_replay_ratio": REPLAY_GOAL_RATIO,
+        "goal_rss_met": rss_ok,
+        "goal_replay_met": replay_ok,
+        "daemon": daemon,
+        "replay": replayed,
+        "broker": f"{broker_version} (tests/brokers.py config: max_queued_messages 0, "
+        "persistence false), loopback",
+        "python": platform.python_version(),
+        "paho_mqtt": version("paho-mqtt"),
+        "bumble": version("bumble"),
+        "machine": {
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "cpu_count": os.cpu_count(),
+        },
+        "load_avg_1m": round(load, 2),
+        "load_avg_1m_before": round(load_before, 2),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    log(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
