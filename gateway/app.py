@@ -35,6 +35,7 @@ from gateway import contract as c
 from gateway.ble_session import BleSession
 from gateway.config_sync import ConfigStore, ConfigSync, RuntimeConfig
 from gateway.cuff_journal import CuffJournal
+from gateway.event_queue import EventQueue
 from gateway.ingest import ReadingIngest
 from gateway.mqtt import MqttPublisher, PublishError, new_event_id
 from gateway.outbox import SqliteOutbox
@@ -75,6 +76,7 @@ class Gateway:
         watermarks: WatermarkStore,
         config_store: ConfigStore,
         journal: CuffJournal,
+        events: EventQueue,
         *,
         air: BumbleAir | None,
         on_alert: Callable[[LocalAlert], None] | None,
@@ -132,6 +134,7 @@ class Gateway:
             diagnostics=self.pool.diagnostics,
             config_version=lambda: self.config.current.version,
             software_version=_software_version(),
+            events=events,
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -154,7 +157,8 @@ class Gateway:
             _LOGGER.error("gateway task failed", exc_info=task.exception())
 
     def send_event(self, event: c.EventMessage) -> None:
-        """Send an event now, or when the broker is back (paho queues QoS 1 while offline)."""
+        """Send an event now, or when the broker is back: stored in the outbox file until its
+        PUBACK (gateway/event_queue.py), so a restart while offline keeps it."""
 
         async def publish() -> None:
             try:
@@ -249,12 +253,21 @@ async def run_gateway(
     watermarks: WatermarkStore | None = None
     config_store: ConfigStore | None = None
     journal: CuffJournal | None = None
+    events: EventQueue | None = None
     try:
         watermarks = WatermarkStore(path)
         config_store = ConfigStore(path)
         journal = CuffJournal(path)
+        events = EventQueue(path, capacity=settings.outbox.event_capacity)
         gateway = Gateway(
-            settings, outbox, watermarks, config_store, journal, air=air, on_alert=on_alert
+            settings,
+            outbox,
+            watermarks,
+            config_store,
+            journal,
+            events,
+            air=air,
+            on_alert=on_alert,
         )
         await gateway.start()
         try:
@@ -264,7 +277,7 @@ async def run_gateway(
         finally:
             await gateway.stop()
     finally:
-        for store in (watermarks, config_store, journal):
+        for store in (watermarks, config_store, journal, events):
             if store is not None:
                 store.close()
         outbox.close()

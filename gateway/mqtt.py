@@ -56,6 +56,7 @@ from gateway.contract import (
     encode_envelope,
     topic,
 )
+from gateway.event_queue import EventQueue
 from gateway.mqtt_settings import MqttSettings
 from gateway.outbox import Batch, OutboxStats, RejectedReading, SqliteOutbox
 
@@ -96,6 +97,7 @@ class PublisherStats:
     readings_rejected: int = 0
     readings_requeued: int = 0
     bad_messages: int = 0
+    events_pubacked: int = 0
 
 
 @dataclass(slots=True)
@@ -120,8 +122,10 @@ class MqttPublisher:
         config_version: Callable[[], int | None] | None = None,
         software_version: str = "",
         on_bad_message: Callable[[Channel, ContractError], None] | None = None,
+        events: EventQueue | None = None,
     ) -> None:
         self.settings = settings
+        self.events = events
         self.outbox = outbox
         self.gateway_id = gateway_id
         self.stats = PublisherStats()
@@ -151,6 +155,10 @@ class MqttPublisher:
         self._pubacked: list[str] = []
         self._last_ack_monotonic = time.monotonic()
         self._last_timeout_check = time.monotonic()
+        self._events_dirty = True  # at start: whatever a previous process left queued
+        self._events_sent: set[str] = set()  # published by this process (paho resends them)
+        self._event_mids: dict[int, str] = {}
+        self._events_pubacked: list[str] = []
 
     # --- paho setup -------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -298,6 +306,16 @@ class MqttPublisher:
         self._connected.clear()
 
     def _on_puback(self, mid: int, failed: bool, reason: str) -> None:
+        event_id = self._event_mids.pop(mid, None)
+        if event_id is not None:
+            if failed:  # kept in the queue: sent again by the next process
+                _LOGGER.warning(
+                    "%s: broker refused event %s: %s", self.gateway_id, event_id, reason
+                )
+            else:
+                self._events_pubacked.append(event_id)
+                self._wake.set()
+            return
         entry = self._inflight.pop(mid, None)
         if entry is None:
             return  # status, event, or a message of a previous connection
@@ -437,8 +455,42 @@ class MqttPublisher:
         return self._publish(self._topics[Channel.STATUS], payload, retain=True)
 
     async def publish_event(self, event: EventMessage) -> None:
-        """Publish an event (QoS 1; paho queues it while offline)."""
-        self._publish(self._topics[Channel.EVENTS], encode(event))
+        """Publish an event (QoS 1). With an :class:`EventQueue` it is stored first and
+        published when connected, deleted on its PUBACK (a restart while offline keeps it);
+        without one paho queues it in memory while offline."""
+        if self.events is None:
+            self._publish(self._topics[Channel.EVENTS], encode(event))
+            return
+        await self._in_db(self.events.add, event)
+        self._events_dirty = True
+        self._wake.set()
+
+    async def _flush_events(self) -> bool:
+        """Delete PUBACKed events, publish the queued ones not yet sent. True if it did work."""
+        queue = self.events
+        if queue is None:
+            return False
+        worked = False
+        if self._events_pubacked:
+            done, self._events_pubacked = self._events_pubacked, []
+            await self._in_db(queue.remove, done)
+            self.stats.events_pubacked += len(done)
+            worked = True
+        if self._events_dirty:
+            self._events_dirty = False
+            for event in await self._in_db(queue.pending, set(self._events_sent)):
+                try:
+                    info = self._publish(self._topics[Channel.EVENTS], event.payload)
+                except PublishError:
+                    _LOGGER.warning(
+                        "%s: could not publish event %s", self.gateway_id, event.event_id
+                    )
+                    self._events_dirty = True
+                    break
+                self._event_mids[info.mid] = event.event_id
+                self._events_sent.add(event.event_id)
+                worked = True
+        return worked
 
     # --- the publish loop -------------------------------------------------------------------
     def _schedule(self, coro: Any) -> None:
@@ -461,7 +513,8 @@ class MqttPublisher:
         while not self._stopping:
             self._wake.clear()
             await self._connected.wait()
-            worked = await self._requeue_if_due()
+            worked = await self._flush_events()
+            worked = await self._requeue_if_due() or worked
             acks, self._ack_ids = self._ack_ids, []
             rejections, self._rejections = self._rejections, []
             pubacked, self._pubacked = self._pubacked, []
@@ -481,7 +534,9 @@ class MqttPublisher:
             if batch is not None:
                 self._send(batch)
                 continue
-            if not worked and not (self._ack_ids or self._rejections or self._pubacked):
+            if not worked and not (
+                self._ack_ids or self._rejections or self._pubacked or self._events_pubacked
+            ):
                 self._idle.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), TICK_S)

@@ -101,6 +101,8 @@ class BleSettings(_Section):
 class OutboxSettings(_Section):
     path: Path = Path("var/gateway-outbox.db")
     capacity: int = Field(default=500_000, ge=100)
+    event_capacity: int = Field(default=1000, ge=10)
+    """Events waiting for the broker (gateway/event_queue.py); the oldest non-critical go first."""
 
 
 class DeviceSettings(_Section):

@@ -274,7 +274,8 @@ async def test_broker_down_then_back_and_a_lost_ack_lose_and_duplicate_nothing(
         async with running_gateway(settings, air) as gw:
             # offline: everything lands in the outbox, the local alert is raised at once
             assert await eventually(lambda: gw.gateway.outbox.depth() == expected, 15)
-            assert [a.rule.value for a in gw.alerts] == ["B3"]
+            # raised right after the outbox commit, a loop turn or two after depth() sees it
+            assert await eventually(lambda: [a.rule.value for a in gw.alerts] == ["B3"], 5)
             await asyncio.sleep(1.0)  # a while without a broker
             mosquitto.start()
             assert await until(cloud, lambda s: len(s.stored) == expected, 20), len(cloud.stored)
