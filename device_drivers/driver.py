@@ -69,6 +69,7 @@ __all__ = [
     "GlucoseMeterDriver",
     "SyncResult",
     "WallClock",
+    "read_device_identity",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -562,3 +563,30 @@ class BloodPressureDriver(_DeviceBase):
             hook(reading)
         except Exception:  # the reading stays in the result; the caller stores it at the end
             _LOGGER.exception("%s: the per-reading hook failed", self._link.address)
+
+
+class _IdentityReader(_DeviceBase):
+    def __init__(self, link: GattLink, kind: DeviceKind, *, tz: tzinfo, timeout_s: float) -> None:
+        self.kind = kind
+        super().__init__(
+            link,
+            clock=lambda: datetime.now(tz),
+            tz=tz,
+            identity=None,
+            set_clock=False,
+            clock_tolerance_s=CLOCK_TOLERANCE_S,
+            gatt_timeout_s=timeout_s,
+        )
+
+
+async def read_device_identity(
+    link: GattLink, kind: DeviceKind, *, tz: tzinfo, gatt_timeout_s: float = GATT_OP_TIMEOUT_S
+) -> DeviceIdentity | None:
+    """Device Information only (System ID, serial, model, manufacturer), as the drivers read it:
+    for telling which device answers at an address before syncing it. None when the link fails
+    (a characteristic that is absent or refused is just None in the identity)."""
+    try:
+        return await _IdentityReader(link, kind, tz=tz, timeout_s=gatt_timeout_s)._read_identity()
+    except _StageFailed as exc:
+        _LOGGER.debug("%s: identity not read: %s", link.address, exc)
+        return None

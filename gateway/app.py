@@ -35,6 +35,7 @@ from gateway import contract as c
 from gateway.ble_session import BleSession
 from gateway.config_sync import ConfigStore, ConfigSync, RuntimeConfig
 from gateway.cuff_journal import CuffJournal
+from gateway.discovery import DiscoveredAddresses, Discovery, IdentityProbe
 from gateway.event_queue import EventQueue
 from gateway.ingest import ReadingIngest
 from gateway.mqtt import MqttPublisher, PublishError, new_event_id
@@ -45,6 +46,7 @@ from gateway.supervisor import SupervisorPolicy, SupervisorPool, Trigger
 from gateway.watermarks import WatermarkStore
 
 if TYPE_CHECKING:
+    from device_drivers.bleak_link import ScanResult
     from device_drivers.bumble_air import BumbleAir
 
 __all__ = ["Gateway", "run_gateway"]
@@ -77,6 +79,7 @@ class Gateway:
         config_store: ConfigStore,
         journal: CuffJournal,
         events: EventQueue,
+        discovered: DiscoveredAddresses,
         *,
         air: BumbleAir | None,
         on_alert: Callable[[LocalAlert], None] | None,
@@ -108,7 +111,7 @@ class Gateway:
             on_alert=on_alert,
             journal=journal,
         )
-        self.scanner = AdvertisementScanner(self._heard, air=air)
+        self.scanner = AdvertisementScanner(self._heard, air=air, on_unknown=self._unknown)
         self.pool = SupervisorPool(
             fetch=BleSession(
                 ble, watermarks, tz=settings.zone, air=air, clock=_now, journal=journal
@@ -124,6 +127,14 @@ class Gateway:
             max_connections=ble.max_concurrent_connections,
             scanner_running=lambda: self.scanner.running,
             clock=_now,
+        )
+        self.discovery = Discovery(
+            discovered,
+            enrollment=lambda: self.config.current.enrollment,
+            slots=self.pool.slots,
+            probe=IdentityProbe(tz=settings.zone, connect_timeout_s=ble.connect_timeout_s, air=air),
+            on_found=self._reconcile,
+            probe_timeout_s=ble.connect_timeout_s + 10.0,
         )
         self.publisher = MqttPublisher(
             settings.mqtt,
@@ -142,6 +153,13 @@ class Gateway:
     # --- hooks ------------------------------------------------------------------------------
     def _heard(self, address: str, rssi: int | None) -> bool:
         return self.pool.heard(address, rssi)
+
+    def _unknown(self, result: ScanResult) -> None:
+        self.discovery.heard(result)
+
+    def _reconcile(self) -> None:
+        """Supervisors for the enrollment, with the addresses discovery found."""
+        self.pool.reconcile(self.discovery.enrolled_devices())
 
     def _notify(self, urgent: bool) -> None:
         self.publisher.notify(urgent=urgent)
@@ -169,7 +187,7 @@ class Gateway:
         self._spawn(publish())
 
     def _config_changed(self, config: RuntimeConfig) -> None:
-        self.pool.reconcile(config.enrollment.devices)
+        self._reconcile()
         self._spawn(self.publish_status())
 
     async def publish_status(self) -> None:
@@ -187,7 +205,7 @@ class Gateway:
         self.scanner.start()
         # presence first: the supervisors wait for their device's advertisement outside the slots
         await self.scanner.wait_running(SCANNER_START_S)
-        self.pool.reconcile(self.config.current.enrollment.devices)
+        self._reconcile()
         ble = self.settings.ble
         self.scheduler.add_job(
             self._scheduled_sync,
@@ -217,6 +235,7 @@ class Gateway:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.scanner.stop()
+        await self.discovery.stop()
         await self.pool.stop()
         for task in list(self._tasks):
             with contextlib.suppress(TimeoutError):
@@ -254,11 +273,13 @@ async def run_gateway(
     config_store: ConfigStore | None = None
     journal: CuffJournal | None = None
     events: EventQueue | None = None
+    discovered: DiscoveredAddresses | None = None
     try:
         watermarks = WatermarkStore(path)
         config_store = ConfigStore(path)
         journal = CuffJournal(path)
         events = EventQueue(path, capacity=settings.outbox.event_capacity)
+        discovered = DiscoveredAddresses(path)
         gateway = Gateway(
             settings,
             outbox,
@@ -266,6 +287,7 @@ async def run_gateway(
             config_store,
             journal,
             events,
+            discovered,
             air=air,
             on_alert=on_alert,
         )
@@ -277,7 +299,7 @@ async def run_gateway(
         finally:
             await gateway.stop()
     finally:
-        for store in (watermarks, config_store, journal, events):
+        for store in (watermarks, config_store, journal, events, discovered):
             if store is not None:
                 store.close()
         outbox.close()

@@ -33,15 +33,18 @@ RETRY_MAX_S: Final = 300.0
 
 class AdvertisementScanner:
     """``on_heard(address, rssi) -> bool`` is told of every advertisement; it returns whether
-    the address belongs to an enrolled device."""
+    the address belongs to an enrolled device. ``on_unknown(result)`` gets the others
+    (:mod:`gateway.discovery`)."""
 
     def __init__(
         self,
         on_heard: Callable[[str, int | None], bool],
         *,
         air: BumbleAir | None = None,
+        on_unknown: Callable[[ScanResult], None] | None = None,
     ) -> None:
         self._on_heard = on_heard
+        self._on_unknown = on_unknown
         self._air = air
         self._running = False
         self._started = asyncio.Event()
@@ -78,6 +81,8 @@ class AdvertisementScanner:
     def _heard(self, result: ScanResult) -> None:
         if not self._on_heard(result.address.upper(), result.rssi):
             self.unknown_advertisements += 1
+            if self._on_unknown is not None:
+                self._on_unknown(result)  # discovery of enrolled devices without an address
 
     async def _run(self) -> None:
         delay = RETRY_MIN_S

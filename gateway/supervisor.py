@@ -415,10 +415,15 @@ class SupervisorPool:
     _slots: asyncio.Semaphore | None = None
     _warned: set[str] = field(default_factory=set)
 
-    def reconcile(self, devices: Iterable[EnrolledDevice]) -> None:
-        """Start supervisors for new addresses, update changed ones, stop removed ones."""
+    def slots(self) -> asyncio.Semaphore:
+        """The connection slots (shared with discovery probes)."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_connections)
+        return self._slots
+
+    def reconcile(self, devices: Iterable[EnrolledDevice]) -> None:
+        """Start supervisors for new addresses, update changed ones, stop removed ones."""
+        slots = self.slots()
         wanted: dict[str, EnrolledDevice] = {}
         for device in devices:
             address = device_address(device)
@@ -426,9 +431,9 @@ class SupervisorPool:
                 key = device.system_id or device.serial_number or "?"
                 if key not in self._warned:
                     self._warned.add(key)
-                    _LOGGER.warning(
-                        "an enrolled %s has no address: it is attributed when seen, but the "
-                        "gateway cannot connect to it by itself",
+                    _LOGGER.info(
+                        "an enrolled %s has no address yet: it is looked for by its identity "
+                        "when a device of its kind advertises",
                         device.kind.value,
                     )
                 continue
@@ -446,7 +451,7 @@ class SupervisorPool:
                 device,
                 fetch=self.fetch,
                 ingest=self.ingest,
-                slots=self._slots,
+                slots=slots,
                 policy=self.policy,
                 scanner_running=self.scanner_running,
                 clock=self.clock,
