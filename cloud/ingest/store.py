@@ -40,6 +40,7 @@ from cloud.db.repositories.ingest import (
     GatewayStatusRepository,
     TsdbPendingRepository,
 )
+from cloud.db.repositories.reading_rows import RowEncoder
 from cloud.db.repositories.readings import DeadLetterRepository, NewReading, ReadingRepository
 from cloud.errors import CloudError
 from cloud.ingest.attribution import GatewayInfo, KnownDevice, attribute
@@ -193,7 +194,7 @@ def _transient(exc: SQLAlchemyError) -> bool:
 class BatchStore:
     """Stores batches of inbound messages. Used by one writer thread (not thread-safe)."""
 
-    __slots__ = ("_clock", "_directory", "_mirror", "_session_factory")
+    __slots__ = ("_clock", "_directory", "_mirror", "_rows", "_session_factory")
 
     def __init__(
         self,
@@ -206,6 +207,7 @@ class BatchStore:
         self._clock = clock
         self._mirror = mirror
         self._directory = DirectoryCache()
+        self._rows = RowEncoder()
 
     def process(self, items: Sequence[Inbound]) -> BatchOutcome:
         """Store ``items`` in one transaction. Raises :class:`StoreUnavailableError` when the
@@ -311,7 +313,7 @@ class BatchStore:
                 else:
                     events.append((gateway, message, item))
 
-            inserted = ReadingRepository(session).insert_many(readings)
+            inserted = ReadingRepository(session).insert_many(readings, encoder=self._rows)
             for row, (uid, message_id) in zip(readings, owners, strict=True):
                 if row.reading_id in inserted:
                     acks.accepted(uid, message_id, row.reading_id)

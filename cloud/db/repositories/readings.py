@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cloud.db.models import DEAD_LETTER_MAX_PAYLOAD, DeadLetterRow, ReadingRow
+from cloud.db.repositories.reading_rows import ROW_BUILDERS, RowEncoder, insert_sql
 
 __all__ = ["DeadLetterRepository", "NewReading", "ReadingQuery", "ReadingRepository"]
 
@@ -78,14 +81,57 @@ class ReadingRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def insert_many(self, readings: Sequence[NewReading]) -> set[str]:
+    def insert_many(
+        self, readings: Sequence[NewReading], *, encoder: RowEncoder | None = None
+    ) -> set[str]:
         """Insert the readings not stored yet; return the ``reading_id``s inserted now.
 
-        ``INSERT ... ON CONFLICT (reading_id) DO NOTHING RETURNING reading_id`` on SQLite and
-        PostgreSQL: a reading seen before (a QoS 1 redelivery, a replay after a crash, the same
-        reading from a second gateway) is skipped by the database, atomically, even when several
-        workers insert the same reading at once. Does not commit.
+        ``INSERT ... ON CONFLICT (reading_id) DO NOTHING`` on SQLite and PostgreSQL: a reading
+        seen before (a QoS 1 redelivery, a replay after a crash, the same reading from a second
+        gateway) is skipped by the database, atomically, even when several workers insert the
+        same reading at once. Does not commit.
+
+        The rows go to the driver in the database's own representation
+        (:mod:`~cloud.db.repositories.reading_rows`, the same values SQLAlchemy's types would
+        bind) through the driver's ``executemany``: on PostgreSQL with ``RETURNING`` (psycopg
+        pipelines the rows), on SQLite without it inside a savepoint. When SQLite reports fewer
+        rows than it was given (some were stored before), the savepoint is rolled back and the
+        batch inserted again by :meth:`insert_many_core`, whose ``RETURNING`` tells which.
+        Driver errors are raised as SQLAlchemy's (``OperationalError``, ``IntegrityError``...),
+        parameters hidden. Pass one ``encoder`` per writer to keep its caches across batches.
         """
+        if not readings:
+            return set()
+        connection = self._session.connection()
+        dialect = connection.dialect.name
+        build = ROW_BUILDERS.get(dialect)
+        if build is None:
+            return self.insert_many_core(readings)
+        enc = encoder or RowEncoder()
+        with _driver_errors(connection, f"INSERT INTO readings ... ({len(readings)} rows)"):
+            rows = [build(r, enc) for r in readings]
+            cursor = connection.connection.cursor()
+            try:
+                if dialect == "postgresql":
+                    return _insert_returning(cursor, insert_sql(dialect, returning=True), rows)
+                driver = connection.connection.driver_connection
+                if driver is not None and not driver.in_transaction:
+                    cursor.execute("BEGIN")  # the savepoint must not be the transaction
+                cursor.execute("SAVEPOINT anjia_readings")
+                cursor.executemany(insert_sql(dialect, returning=False), rows)
+                if cursor.rowcount == len(rows):
+                    cursor.execute("RELEASE anjia_readings")
+                    return {r.reading_id for r in readings}
+                cursor.execute("ROLLBACK TO anjia_readings")
+                cursor.execute("RELEASE anjia_readings")
+            finally:
+                cursor.close()
+        return self.insert_many_core(readings)
+
+    def insert_many_core(self, readings: Sequence[NewReading]) -> set[str]:
+        """:meth:`insert_many` through SQLAlchemy Core (``INSERT ... ON CONFLICT DO NOTHING
+        RETURNING reading_id`` with every value through its column type): the reference the
+        driver path is tested against, and SQLite's way to tell duplicates apart."""
         if not readings:
             return set()
         dialect = self._session.get_bind().dialect.name
@@ -126,6 +172,32 @@ class ReadingRepository:
             .limit(limit)
         )
         return self._session.scalars(stmt).all()
+
+
+def _insert_returning(cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> set[str]:
+    """psycopg's ``executemany(..., returning=True)``: one result per row, empty if skipped."""
+    cursor.executemany(sql, rows, returning=True)
+    inserted: set[str] = set()
+    while True:
+        row = cursor.fetchone()
+        if row is not None:
+            inserted.add(row[0])
+        if not cursor.nextset():
+            return inserted
+
+
+@contextmanager
+def _driver_errors(connection: Connection, statement: str) -> Iterator[None]:
+    """Raise what the driver raised as SQLAlchemy would (``sqlalchemy.exc.OperationalError``
+    for the driver's ``OperationalError``...; a ``StatementError`` for a value no type accepts,
+    like a naive datetime), without parameters: callers handle SQLAlchemy's errors only."""
+    try:
+        yield
+    except Exception as exc:
+        dbapi = connection.dialect.loaded_dbapi
+        raise DBAPIError.instance(
+            statement, None, exc, dbapi.Error, hide_parameters=True, dialect=connection.dialect
+        ) from exc
 
 
 class DeadLetterRepository:
