@@ -33,6 +33,7 @@ path (:meth:`BatchStore.process` over batches of one-reading messages) under cPr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import logging
@@ -66,6 +67,8 @@ from device_drivers.model import DeviceIdentity, DeviceKind, GlucoseContext, Glu
 from gateway import contract as c  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
+RESULTS_POSTGRESQL = ROOT / "bench" / "results" / "ingest_postgresql.json"
+MEASURED_PACKAGES = ("cloud", "gateway/contract.py", "gateway/contract_messages.py")
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 SESSION_EXPIRY_S = 600
 STALL_S = 60.0  # no progress for this long: the phase failed
@@ -554,6 +557,29 @@ def commit_of_tree() -> str | None:
     return out.stdout.strip() or None
 
 
+def uncommitted_sources() -> list[str]:
+    """Measured files that differ from the recorded commit (the tree is shared)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", *MEASURED_PACKAGES],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return [line[3:] for line in out.stdout.splitlines() if line.endswith(".py")]
+
+
+def postgres_version(server: Any) -> str:
+    import psycopg
+
+    dsn = f"host={server.host} port={server.port} user={server.user} dbname=postgres"
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"
+
+
 def mosquitto_version(binary: str) -> str | None:
     try:
         out = subprocess.run([binary, "-h"], capture_output=True, text=True, timeout=5)
@@ -572,8 +598,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--gateways", type=int, default=50)
     parser.add_argument("--profile", action="store_true", help="cProfile BatchStore; no results")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--output", type=Path, help="default: bench/results/ingest[_postgresql].json"
+    )
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = RESULTS if args.database == "sqlite" else RESULTS_POSTGRESQL
 
     from tests.brokers import Mosquitto
 
@@ -586,14 +617,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     databases = iter(range(1, 100))
+    stack = contextlib.ExitStack()
+    server: Any = None
+    database_label = "SQLite (WAL, synchronous=NORMAL), a fresh file per phase"
+    if args.database == "postgresql":
+        from tests.integration.postgres import find_pg_bin, running_postgres
+
+        bin_dir = find_pg_bin()
+        if bin_dir is None:
+            log("PostgreSQL server binaries not found (make system-deps)")
+            return 2
+        server = stack.enter_context(running_postgres(bin_dir))
+        log(f"postgresql {postgres_version(server)} on {server.host}:{server.port}")
+        database_label = (
+            f"PostgreSQL {postgres_version(server)} (tests/integration/postgres.py server, "
+            "default settings), a fresh database per phase"
+        )
 
     def database() -> str:
-        url = f"sqlite:///{workdir / f'ingest-{next(databases)}.db'}"
+        """A fresh, migrated and provisioned database for the next phase."""
+        number = next(databases)
+        if server is None:
+            url = f"sqlite:///{workdir / f'ingest-{number}.db'}"
+        else:
+            import psycopg
+
+            name = f"anjia_bench_{number}"
+            dsn = f"host={server.host} port={server.port} user={server.user} dbname=postgres"
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            url = server.url(name)
         make_database(url, args.gateways)
         return url
 
     load_before = os.getloadavg()[0]
     broker = Mosquitto(workdir / "mosquitto")
+    stack.callback(broker.stop)
     broker.start()
     log(f"mosquitto on 127.0.0.1:{broker.port}; databases in {workdir}")
     phases: dict[str, Phase] = {}
@@ -626,7 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{phase.seconds:.2f} s, {phase.rate:,.0f} readings/s"
             )
     finally:
-        broker.stop()
+        stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
     load = os.getloadavg()[0]
 
@@ -695,7 +754,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": {key: run_record(phase) for key, phase in phases.items()},
         "broker": f"{mosquitto_version(broker.binary)} (tests/brokers.py config: "
         "max_queued_messages 0, persistence false), loopback",
-        "database": "SQLite (WAL, synchronous=NORMAL), a fresh file per phase",
+        "database": database_label,
+        "uncommitted_sources": uncommitted_sources(),
         "ingest_settings": "IngestMqttSettings defaults: batch_size 200, batch_interval_ms 50, "
         "receive_maximum 1000",
         "python": platform.python_version(),
