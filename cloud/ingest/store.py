@@ -77,6 +77,9 @@ _DECODERS: dict[Channel, Callable[..., Any]] = {
 }
 
 
+_TOPIC_CACHE_MAX = 65536  # topics are per gateway and channel: a few per gateway
+
+
 class StoreUnavailableError(CloudError):
     """The database could not take the batch now (unreachable, locked): retry later."""
 
@@ -140,7 +143,7 @@ class DirectoryCache:
     def resolve(self, session: Session, uids: set[str]) -> dict[str, GatewayInfo]:
         repo = AttributionRepository(session)
         found: dict[str, GatewayInfo] = {}
-        for gid, uid, household_id, config_version, revoked_at in repo.gateways(uids):
+        for gid, uid, household_id, config_version, revoked in repo.gateways(uids):
             cached = self._cache.get(uid)
             if (
                 cached is not None
@@ -149,9 +152,9 @@ class DirectoryCache:
                 and cached.household_id == household_id
             ):
                 info = cached
-                if cached.revoked != (revoked_at is not None):
+                if cached.revoked != revoked:
                     info = GatewayInfo(
-                        gid, uid, household_id, config_version, revoked_at is not None, info.devices
+                        gid, uid, household_id, config_version, revoked, info.devices
                     )
             else:
                 devices, slots = repo.household_devices(household_id)
@@ -163,7 +166,7 @@ class DirectoryCache:
                     uid=uid,
                     household_id=household_id,
                     config_version=config_version,
-                    revoked=revoked_at is not None,
+                    revoked=revoked,
                     devices=tuple(
                         KnownDevice(
                             id=d.id,
@@ -194,7 +197,7 @@ def _transient(exc: SQLAlchemyError) -> bool:
 class BatchStore:
     """Stores batches of inbound messages. Used by one writer thread (not thread-safe)."""
 
-    __slots__ = ("_clock", "_directory", "_mirror", "_rows", "_session_factory")
+    __slots__ = ("_clock", "_directory", "_mirror", "_rows", "_session_factory", "_topics")
 
     def __init__(
         self,
@@ -208,6 +211,7 @@ class BatchStore:
         self._mirror = mirror
         self._directory = DirectoryCache()
         self._rows = RowEncoder()
+        self._topics: dict[str, tuple[str, Channel]] = {}  # parse_topic of valid topics
 
     def process(self, items: Sequence[Inbound]) -> BatchOutcome:
         """Store ``items`` in one transaction. Raises :class:`StoreUnavailableError` when the
@@ -237,12 +241,19 @@ class BatchStore:
         outcome = BatchOutcome()
         dead: list[_DeadLetter] = []
         decoded: list[tuple[Inbound, str, Any]] = []
+        topics = self._topics
         for item in items:
-            try:
-                gateway_uid, channel = parse_topic(item.topic)
-            except ContractError as exc:
-                dead.append(_DeadLetter(item, exc.fault.value, exc.detail))
-                continue
+            parsed = topics.get(item.topic)
+            if parsed is None:
+                try:
+                    parsed = parse_topic(item.topic)
+                except ContractError as exc:
+                    dead.append(_DeadLetter(item, exc.fault.value, exc.detail))
+                    continue
+                if len(topics) >= _TOPIC_CACHE_MAX:
+                    topics.clear()
+                topics[item.topic] = parsed
+            gateway_uid, channel = parsed
             decoder = _DECODERS.get(channel)
             if decoder is None:  # a down/ topic: not ours to consume
                 dead.append(_DeadLetter(item, "unexpected_channel", channel.value, gateway_uid))

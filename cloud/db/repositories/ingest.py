@@ -6,6 +6,7 @@ Like every repository these add, flush and query, and never commit.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -25,6 +26,7 @@ from cloud.db.models import (
     ReadingRow,
     TsdbPendingRow,
 )
+from cloud.db.repositories._base import driver_errors
 
 __all__ = [
     "AttributionRepository",
@@ -48,18 +50,43 @@ class AttributionRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def gateways(self, uids: Collection[str]) -> Sequence[Any]:
-        """Rows of (id, uid, household_id, config_version, revoked_at) for these uids."""
+    def gateways(self, uids: Collection[str]) -> list[tuple[uuid.UUID, str, uuid.UUID, int, bool]]:
+        """(id, uid, household_id, config_version, revoked) of the gateways among ``uids``.
+
+        Asked by every ingest batch, so on SQLite and PostgreSQL it is one statement on the
+        driver's cursor (``uid IN json_each(?)`` / ``uid = ANY(%s)``: the same SQL for any
+        number of uids) without the ORM's per-row work."""
         if not uids:
-            return ()
-        stmt = select(
-            GatewayRow.id,
-            GatewayRow.uid,
-            GatewayRow.household_id,
-            GatewayRow.config_version,
-            GatewayRow.revoked_at,
-        ).where(GatewayRow.uid.in_(list(uids)))
-        return self._session.execute(stmt).all()
+            return []
+        connection = self._session.connection()
+        dialect = connection.dialect.name
+        sql = _GATEWAYS_SQL.get(dialect)
+        if sql is None:
+            stmt = select(
+                GatewayRow.id,
+                GatewayRow.uid,
+                GatewayRow.household_id,
+                GatewayRow.config_version,
+                GatewayRow.revoked_at.is_not(None),
+            ).where(GatewayRow.uid.in_(list(uids)))
+            return [
+                (gid, uid, hid, int(version), bool(revoked))
+                for gid, uid, hid, version, revoked in self._session.execute(stmt).all()
+            ]
+        params = (list(uids),) if dialect == "postgresql" else (json.dumps(list(uids)),)
+        with driver_errors(connection, sql):
+            cursor = connection.connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        if dialect == "postgresql":  # psycopg returns uuid.UUID
+            return [(gid, uid, hid, int(v), bool(r)) for gid, uid, hid, v, r in rows]
+        # SQLite holds SQLAlchemy's Uuid as 32 hex digits
+        return [
+            (uuid.UUID(gid), uid, uuid.UUID(hid), int(v), bool(r)) for gid, uid, hid, v, r in rows
+        ]
 
     def household_devices(
         self, household_id: uuid.UUID
@@ -82,6 +109,14 @@ class AttributionRepository:
             PersonRow.household_id == household_id, PersonRow.id.in_(list(person_ids))
         )
         return set(self._session.scalars(stmt).all())
+
+
+_GATEWAYS_COLUMNS = "id, uid, household_id, config_version, revoked_at IS NOT NULL"
+_GATEWAYS_SQL: dict[str, str] = {
+    "sqlite": f"SELECT {_GATEWAYS_COLUMNS} FROM gateways "  # noqa: S608 (constants)
+    "WHERE uid IN (SELECT value FROM json_each(?))",
+    "postgresql": f"SELECT {_GATEWAYS_COLUMNS} FROM gateways WHERE uid = ANY(%s)",  # noqa: S608
+}
 
 
 class GatewayStatusRepository:

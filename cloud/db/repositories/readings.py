@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cloud.db.models import DEAD_LETTER_MAX_PAYLOAD, DeadLetterRow, ReadingRow
+from cloud.db.repositories._base import driver_errors
 from cloud.db.repositories.reading_rows import ROW_BUILDERS, RowEncoder, insert_sql
 
 __all__ = ["DeadLetterRepository", "NewReading", "ReadingQuery", "ReadingRepository"]
@@ -108,7 +107,7 @@ class ReadingRepository:
         if build is None:
             return self.insert_many_core(readings)
         enc = encoder or RowEncoder()
-        with _driver_errors(connection, f"INSERT INTO readings ... ({len(readings)} rows)"):
+        with driver_errors(connection, f"INSERT INTO readings ... ({len(readings)} rows)"):
             rows = [build(r, enc) for r in readings]
             cursor = connection.connection.cursor()
             try:
@@ -184,20 +183,6 @@ def _insert_returning(cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> set
             inserted.add(row[0])
         if not cursor.nextset():
             return inserted
-
-
-@contextmanager
-def _driver_errors(connection: Connection, statement: str) -> Iterator[None]:
-    """Raise what the driver raised as SQLAlchemy would (``sqlalchemy.exc.OperationalError``
-    for the driver's ``OperationalError``...; a ``StatementError`` for a value no type accepts,
-    like a naive datetime), without parameters: callers handle SQLAlchemy's errors only."""
-    try:
-        yield
-    except Exception as exc:
-        dbapi = connection.dialect.loaded_dbapi
-        raise DBAPIError.instance(
-            statement, None, exc, dbapi.Error, hide_parameters=True, dialect=connection.dialect
-        ) from exc
 
 
 class DeadLetterRepository:
