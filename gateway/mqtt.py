@@ -11,10 +11,12 @@ The publish loop:
 * then batches of up to ``batch_max_readings`` readings, with at most ``inflight_messages``
   envelopes awaiting their PUBACK and at most ``max_unacked_readings`` readings awaiting the
   cloud's ack (paho's own limit is set a little above, far below its 65,535 message-id ceiling);
-* acks on ``down/acks`` remove readings from the outbox; rejections move them aside;
-* unacknowledged readings are sent again: at start (everything a previous process left in flight),
-  after a reconnect whose broker session was lost (PUBACKed readings whose ack may be lost; paho
-  itself resends what was not PUBACKed), and when ``ack_timeout_s`` passes without an ack.
+* acks on ``down/acks`` remove readings from the outbox (the rows are deleted in bulk, see
+  :mod:`gateway.outbox`); rejections move them aside;
+* unacknowledged readings are sent again: at start (for a new process every reading on disk is
+  pending), after a reconnect whose broker session was lost (PUBACKed readings whose ack may be
+  lost; paho itself resends what was not PUBACKed), and when ``ack_timeout_s`` passes without an
+  ack.
 
 The session is persistent (``clean_start=False`` with ``session_expiry_s``) so acks sent while the
 gateway was offline wait at the broker. The status topic is retained, with a last will "offline".
@@ -560,6 +562,12 @@ class MqttPublisher:
             batch = self.outbox.next_batch(1, urgent_only=True)
         return removed, rejected, batch
 
+    def _tick_outbox(self, cutoff: float) -> int:
+        """Once a tick on the outbox thread: delete acked rows that waited long enough, requeue
+        what was sent before ``cutoff`` and is still unacknowledged (how many)."""
+        self.outbox.flush_due()
+        return self.outbox.requeue_unacked(cutoff)
+
     async def _requeue_if_due(self) -> bool:
         """Resend what is unacknowledged: after (re)connecting as needed, and on ack timeout."""
         worked = False
@@ -576,7 +584,7 @@ class MqttPublisher:
         if now - self._last_timeout_check >= TICK_S:
             self._last_timeout_check = now
             cutoff = time.time() - self.settings.ack_timeout_s
-            count = await self._in_db(self.outbox.requeue_unacked, cutoff)
+            count = await self._in_db(self._tick_outbox, cutoff)
             if count:
                 self.stats.readings_requeued += count
                 self._unacked = max(0, self._unacked - count)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +14,13 @@ import msgspec
 import pytest
 
 from device_drivers.model import DeviceIdentity, DeviceKind, GlucoseReading
-from gateway.contract import ContractError, ReadingMessage, decode_reading, from_reading
+from gateway.contract import (
+    ContractError,
+    ReadingMessage,
+    decode_reading,
+    encode_reading,
+    from_reading,
+)
 from gateway.outbox import FILL_LEVELS, OutboxError, RejectedReading, SqliteOutbox
 
 T0 = datetime(2026, 3, 1, 7, 30, tzinfo=UTC)
@@ -201,7 +210,9 @@ def test_rejected_readings_are_kept_aside_and_retryable_ones_return(outbox: Sqli
     assert outbox.depth() == 2
 
 
-def test_reopening_the_file_keeps_every_state(tmp_path: Path, clock: Clock) -> None:
+def test_reopening_the_file_keeps_readings_and_makes_every_one_pending(
+    tmp_path: Path, clock: Clock
+) -> None:
     path = tmp_path / "o.db"
     box = SqliteOutbox(path, clock=clock)
     box.add([reading(i) for i in range(6)])
@@ -214,14 +225,146 @@ def test_reopening_the_file_keeps_every_state(tmp_path: Path, clock: Clock) -> N
     box.reject([RejectedReading(reading(2).reading_id, "invalid")])
     box.close()
 
+    # in-flight state is memory only: a new process sends it again (the cloud dedupes)
     reopened = SqliteOutbox(path, clock=clock)
     stats = reopened.stats()
-    assert (stats.pending, stats.in_flight, stats.rejected) == (3, 1, 1)
+    assert (stats.pending, stats.in_flight, stats.rejected) == (4, 0, 1)
+    assert stats.urgent_pending == 1
     assert reopened.depth() == 4
-    assert reopened.in_flight_ids(in_flight.message_id) == in_flight.reading_ids
-    assert reopened.requeue_unacked() == 1
+    assert reopened.in_flight_ids(in_flight.message_id) == ()
+    assert reopened.requeue_unacked() == 0
     assert [r.sequence_number for r in drain(reopened)] == [99, 3, 4, 5]
     reopened.close()
+
+
+def rows_on_disk(path: Path) -> int:
+    with sqlite3.connect(path) as other:
+        return int(other.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+
+
+def test_acked_readings_leave_the_file_in_bulk(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = SqliteOutbox(path, flush_rows=5, flush_age_s=0.0)
+    box.add([reading(i) for i in range(10)])
+    first = box.next_batch(3)
+    assert first is not None
+    assert box.ack(first.reading_ids) == 3
+    assert (box.depth(), rows_on_disk(path)) == (7, 10)  # gone for the outbox, not yet deleted
+    second = box.next_batch(2)
+    assert second is not None
+    assert second.reading_ids == (reading(3).reading_id, reading(4).reading_id)
+    assert box.ack(second.reading_ids) == 2  # 5 acked: one delete
+    assert (box.depth(), rows_on_disk(path)) == (5, 5)
+    third = box.next_batch(1)
+    assert third is not None
+    box.ack(third.reading_ids)
+    assert rows_on_disk(path) == 5
+    assert box.flush_due() == 1  # the oldest ack waited flush_age_s
+    assert rows_on_disk(path) == 4
+    assert box.flush_due() == 0
+    drain(box)  # the last ack empties the outbox: deleted at once
+    assert (box.depth(), rows_on_disk(path)) == (0, 0)
+    box.close()
+
+
+def test_acks_of_readings_sent_by_a_previous_process_remove_them(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = SqliteOutbox(path)
+    box.add([reading(i) for i in range(4)])
+    batch = box.next_batch(4)
+    assert batch is not None
+    box.close()
+    reopened = SqliteOutbox(path)  # the acks waited at the broker for the new session
+    assert reopened.ack(batch.reading_ids[:2]) == 2
+    assert reopened.ack(batch.reading_ids[:2]) == 0
+    assert [r.sequence_number for r in drain(reopened)] == [2, 3]
+    reopened.close()
+
+
+_KILLED_AFTER_ACK = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[2])
+from tests.unit.test_outbox import reading
+from gateway.outbox import SqliteOutbox
+box = SqliteOutbox(sys.argv[1], flush_rows=1_000)
+box.add([reading(i) for i in range(5)])
+batch = box.next_batch(3)
+assert box.ack(batch.reading_ids) == 3 and box.depth() == 2
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_killed_after_acks_before_the_bulk_delete_replays_those_readings(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_ACK, str(path), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    reopened = SqliteOutbox(path)
+    assert reopened.depth() == 5  # the acked three are sent again: duplicates for the cloud
+    assert [r.sequence_number for r in drain(reopened)] == [0, 1, 2, 3, 4]
+    reopened.close()
+
+
+_V1_SCHEMA = """
+CREATE TABLE readings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, reading_id TEXT NOT NULL UNIQUE,
+    device_key TEXT NOT NULL, urgent INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0,
+    message_id TEXT, sent_at REAL, puback_at REAL, attempts INTEGER NOT NULL DEFAULT 0,
+    added_at REAL NOT NULL, payload BLOB NOT NULL
+);
+CREATE INDEX readings_pending ON readings (urgent, seq) WHERE state = 0;
+CREATE INDEX readings_in_flight ON readings (sent_at) WHERE state = 1;
+CREATE INDEX readings_message ON readings (message_id) WHERE state = 1;
+CREATE TABLE rejected (
+    reading_id TEXT PRIMARY KEY, device_key TEXT NOT NULL, reason TEXT NOT NULL,
+    detail TEXT NOT NULL, rejected_at REAL NOT NULL, payload BLOB NOT NULL
+);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+PRAGMA user_version=1;
+"""
+
+
+def test_a_schema_1_file_opens_with_its_readings_all_pending(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_V1_SCHEMA)
+        for i, (urgent, state) in enumerate([(0, 1), (0, 0), (1, 1), (0, 0)]):
+            r = reading(i, mmol=2.0 if urgent else 6.0)
+            db.execute(
+                "INSERT INTO readings (reading_id, device_key, urgent, state, message_id,"
+                " added_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.reading_id,
+                    r.device.key,
+                    urgent,
+                    state,
+                    "m-old" if state else None,
+                    1.0,
+                    encode_reading(r),
+                ),
+            )
+        db.execute("INSERT INTO counters VALUES ('refused_total', 7)")
+    box = SqliteOutbox(path)
+    stats = box.stats()
+    assert (stats.pending, stats.in_flight, stats.urgent_pending) == (4, 0, 1)
+    assert stats.refused_total == 7
+    assert box.add([reading(1)]).duplicates == (reading(1).reading_id,)
+    assert box.add([reading(4)]).added == (reading(4).reading_id,)
+    assert [r.sequence_number for r in drain(box)] == [2, 0, 1, 3, 4]
+    box.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        indexes = {
+            row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        assert "readings_pending" not in indexes
+        assert "readings_urgent" in indexes
 
 
 def test_a_crash_between_reserve_and_ack_loses_nothing(tmp_path: Path) -> None:
@@ -232,7 +375,6 @@ def test_a_crash_between_reserve_and_ack_loses_nothing(tmp_path: Path) -> None:
     # no close(): the process "dies" with the connection open
     del box
     reopened = SqliteOutbox(path)
-    reopened.requeue_unacked()
     assert [r.sequence_number for r in drain(reopened)] == [0, 1, 2]
     reopened.close()
 
