@@ -544,6 +544,17 @@ def profile(workdir: Path, args: argparse.Namespace) -> None:
 
 
 # --- main --------------------------------------------------------------------------------------
+def ingest_settings_label() -> str:
+    from cloud.settings import DatabaseSettings, IngestMqttSettings
+
+    mqtt_cfg, db_cfg = IngestMqttSettings(), DatabaseSettings()
+    return (
+        f"IngestMqttSettings defaults: batch_size {mqtt_cfg.batch_size}, batch_interval_ms "
+        f"{mqtt_cfg.batch_interval_ms}, receive_maximum {mqtt_cfg.receive_maximum}; SQLite "
+        f"wal_autocheckpoint {db_cfg.sqlite_wal_autocheckpoint_pages} pages"
+    )
+
+
 def commit_of_tree() -> str | None:
     try:
         out = subprocess.run(
@@ -756,8 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "max_queued_messages 0, persistence false), loopback",
         "database": database_label,
         "uncommitted_sources": uncommitted_sources(),
-        "ingest_settings": "IngestMqttSettings defaults: batch_size 200, batch_interval_ms 50, "
-        "receive_maximum 1000",
+        "ingest_settings": ingest_settings_label(),
         "python": platform.python_version(),
         "paho_mqtt": version("paho-mqtt"),
         "sqlalchemy": version("sqlalchemy"),

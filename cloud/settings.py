@@ -88,6 +88,14 @@ class DatabaseSettings(_Section):
     )
     pool_size: int = Field(default=5, ge=1, le=100)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+    sqlite_wal_autocheckpoint_pages: int = Field(
+        default=10_000,
+        ge=0,
+        le=1_000_000,
+        description="WAL pages (4 KiB) between automatic checkpoints (SQLite's default 1000): "
+        "an index page rewritten by many ingest commits is copied to the database once per "
+        "checkpoint (bench/README.md 'make bench-ingest'); the WAL file grows to about this size",
+    )
 
     @field_validator("url")
     @classmethod
@@ -184,7 +192,13 @@ class IngestMqttSettings(_Section):
     client_id_prefix: str = "anjia-ingest"
     shared_group: str = Field(default="anjia-ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     topic_prefix: str = "anjia/v1"
-    batch_size: int = Field(default=200, ge=1, le=10_000)
+    batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="messages per ingest transaction at most; keep it about half of "
+        "receive_maximum so the next batch arrives while one commits",
+    )
     batch_interval_ms: int = Field(default=50, ge=1, le=10_000)
     # --- ingest workers (cloud.ingest, docs/ingest.md) ---
     protocol: Literal["mqtt5", "mqtt311"] = Field(

@@ -1,9 +1,11 @@
 """Engine and session factory for SQLite (WAL) and PostgreSQL (psycopg 3).
 
 SQLite gets, on every connection: WAL journal (readers never block the writer), foreign keys on,
-a busy timeout, and ``synchronous=NORMAL`` (durable at each checkpoint, safe with WAL). SQL
-parameters are hidden from exception messages and logs: they may hold health data. The engine
-is created by the app's lifespan or the CLI and disposed by them; nothing here is global.
+a busy timeout, ``synchronous=NORMAL`` (durable at each checkpoint, safe with WAL) and a longer
+automatic checkpoint interval (``sqlite_wal_autocheckpoint_pages``: the index pages every ingest
+commit rewrites are copied to the database less often). SQL parameters are hidden from exception
+messages and logs: they may hold health data. The engine is created by the app's lifespan or the
+CLI and disposed by them; nothing here is global.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def make_engine(cfg: DatabaseSettings) -> Engine:
         )
         _prepare_sqlite_dir(cfg.url)
         busy_ms = cfg.sqlite_busy_timeout_ms
+        checkpoint_pages = cfg.sqlite_wal_autocheckpoint_pages
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -41,6 +44,7 @@ def make_engine(cfg: DatabaseSettings) -> Engine:
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+                cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
             finally:
                 cursor.close()
 
