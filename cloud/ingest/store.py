@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
@@ -88,9 +88,9 @@ class StoreUnavailableError(CloudError):
         super().__init__(f"database unavailable: {cause}")
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """One MQTT message as the receive thread hands it over (no parsing there)."""
+class Inbound(NamedTuple):
+    """One MQTT message as the receive thread hands it over (no parsing there). A named tuple:
+    built once per message on paho's thread, ~3x cheaper than a frozen dataclass."""
 
     topic: str
     payload: bytes

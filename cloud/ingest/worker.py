@@ -1,8 +1,9 @@
 """The ingest worker: a paho-mqtt subscriber on a shared subscription and one writer thread.
 
 Flow (docs/ingest.md): paho's network thread only wraps each message in an :class:`Inbound` and
-puts it on a bounded queue. The writer thread takes batches (``batch_size`` messages or
-``batch_interval_ms`` after the first), stores each batch in one transaction
+appends it to a bounded :class:`~cloud.ingest.inbox.Inbox`. The writer thread takes batches
+(``batch_size`` messages or ``batch_interval_ms`` after the first), stores each batch in one
+transaction
 (:class:`~cloud.ingest.store.BatchStore`), and only after the commit publishes the gateways'
 acks, sends the MQTT PUBACKs and calls the alert hook.
 
@@ -10,8 +11,8 @@ Backpressure: PUBACKs are manual (paho's ``manual_ack``) and sent after the comm
 worker connects with MQTT 5 ``Receive Maximum`` = ``receive_maximum``, so the broker never has
 more than that many unacknowledged messages in flight to this worker: a slow or unavailable
 database stops the flow at the broker (which queues for the session, or hands the messages to
-the other workers of the share group) instead of growing memory or dropping. The queue holds
-twice that window; should a broker ignore Receive Maximum (MQTT 3.1.1, amqtt), a full queue
+the other workers of the share group) instead of growing memory or dropping. The inbox holds
+twice that window; should a broker ignore Receive Maximum (MQTT 3.1.1, amqtt), a full inbox
 blocks paho's thread and TCP pushes back.
 
 Reconnects: PUBACKs go back only on the connection that delivered the message (message ids are
@@ -22,7 +23,6 @@ session (``clean_start=False``, ``session_expiry_s``) and stored idempotently.
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import threading
 import time
@@ -37,6 +37,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.ingest.hook import AlertHook, NoopHook
+from cloud.ingest.inbox import Inbox
 from cloud.ingest.store import BatchOutcome, BatchStore, Inbound, StoreUnavailableError
 from cloud.mqtt_client import make_cloud_client
 from cloud.runtime import system_clock
@@ -100,7 +101,7 @@ class IngestWorker:
         self._store = BatchStore(session_factory, clock, mirror=mirror)
         self._hook: AlertHook = hook or NoopHook()
         self._on_batch = on_batch
-        self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=2 * cfg.receive_maximum)
+        self._inbox: Inbox[Inbound] = Inbox(maxsize=2 * cfg.receive_maximum)
         self._generation = 0
         self._accepting = True
         self._subscribed = threading.Event()
@@ -177,10 +178,17 @@ class IngestWorker:
             topic = message.topic
         except UnicodeDecodeError:
             topic = "<topic not UTF-8>"
-        mid = message.mid if message.qos > 0 else 0
         self.stats.received += 1
         # Blocks only if a broker ignores Receive Maximum: then TCP pushes back.
-        self._queue.put(Inbound(topic, bytes(message.payload), time.time(), mid, self._generation))
+        self._inbox.put(
+            Inbound(
+                topic,
+                bytes(message.payload),  # the same object when paho gives bytes
+                time.time(),
+                message.mid if message.qos else 0,
+                self._generation,
+            )
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -221,32 +229,13 @@ class IngestWorker:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._inbox)
 
     # --- the writer thread --------------------------------------------------------------------
     def _next_batch(self) -> list[Inbound]:
-        try:
-            first = self._queue.get(timeout=0.1)
-        except queue.Empty:
-            return []
-        batch = [first]
-        limit = self.cfg.batch_size
-        deadline = time.monotonic() + self.cfg.batch_interval_ms / 1000.0
-        get = self._queue.get
-        while len(batch) < limit:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._stopping.is_set():
-                try:
-                    while len(batch) < limit:
-                        batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    pass
-                break
-            try:
-                batch.append(get(timeout=remaining))
-            except queue.Empty:
-                break
-        return batch
+        return self._inbox.take(
+            self.cfg.batch_size, 0.1, self.cfg.batch_interval_ms / 1000.0, self._stopping.is_set
+        )
 
     def _write_loop(self) -> None:
         while not self._abort.is_set():
