@@ -70,6 +70,8 @@ _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
 URGENT_EXTRA_INFLIGHT: Final = 16
 """paho's in-flight limit is the bulk window plus this, so an urgent message is never queued."""
 TICK_S: Final = 1.0
+MAX_BATCHES_PER_TRIP: Final = 16
+"""Envelopes taken from the outbox in one trip to its thread (when the windows allow)."""
 
 _T = TypeVar("_T")
 
@@ -521,11 +523,17 @@ class MqttPublisher:
             rejections, self._rejections = self._rejections, []
             pubacked, self._pubacked = self._pubacked, []
             cfg = self.settings
-            bulk = (
-                self._bulk_inflight < cfg.inflight_messages
-                and self._unacked < cfg.max_unacked_readings
+            # envelopes the windows allow now: all taken in one trip to the outbox thread (a
+            # trip per envelope cost more in thread hand-offs than the outbox's own work)
+            bulk = max(
+                0,
+                min(
+                    cfg.inflight_messages - self._bulk_inflight,
+                    -(-(cfg.max_unacked_readings - self._unacked) // cfg.batch_max_readings),
+                    MAX_BATCHES_PER_TRIP,
+                ),
             )
-            removed, rejected, batch = await self._in_db(
+            removed, rejected, batches = await self._in_db(
                 self._cycle, acks, rejections, pubacked, bulk
             )
             if removed or rejected:
@@ -533,8 +541,9 @@ class MqttPublisher:
                 self.stats.readings_rejected += rejected
                 self._unacked = max(0, self._unacked - removed - rejected)
                 worked = True
-            if batch is not None:
-                self._send(batch)
+            if batches:
+                for batch in batches:
+                    self._send(batch)
                 continue
             if not worked and not (
                 self._ack_ids or self._rejections or self._pubacked or self._events_pubacked
@@ -548,19 +557,26 @@ class MqttPublisher:
         acks: list[str],
         rejections: list[RejectedReading],
         pubacked: list[str],
-        bulk: bool,
-    ) -> tuple[int, int, Batch | None]:
-        """One trip to the outbox thread: apply PUBACKs and acks, then take the next batch (an
-        urgent reading always; bulk only when the windows allow)."""
+        bulk: int,
+    ) -> tuple[int, int, list[Batch]]:
+        """One trip to the outbox thread: apply PUBACKs and acks, then take the next batches:
+        urgent readings always (one per envelope, first), up to ``bulk`` bulk envelopes."""
         if pubacked:
             self.outbox.mark_published(pubacked)
         removed = self.outbox.ack(acks) if acks else 0
         rejected = self.outbox.reject(rejections) if rejections else 0
-        if bulk:
-            batch = self.outbox.next_batch(self.settings.batch_max_readings, max_urgent=1)
-        else:
-            batch = self.outbox.next_batch(1, urgent_only=True)
-        return removed, rejected, batch
+        batches: list[Batch] = []
+        while len(batches) < MAX_BATCHES_PER_TRIP:
+            if bulk > 0:
+                batch = self.outbox.next_batch(self.settings.batch_max_readings, max_urgent=1)
+            else:
+                batch = self.outbox.next_batch(1, urgent_only=True)
+            if batch is None:
+                break
+            batches.append(batch)
+            if not batch.urgent:
+                bulk -= 1
+        return removed, rejected, batches
 
     def _tick_outbox(self, cutoff: float) -> int:
         """Once a tick on the outbox thread: delete acked rows that waited long enough, requeue

@@ -68,7 +68,7 @@ def outbox(tmp_path: Path, clock: Clock) -> Iterator[SqliteOutbox]:
 
 
 def drain(outbox: SqliteOutbox, max_n: int = 10) -> list[ReadingMessage]:
-    out = []
+    out: list[ReadingMessage] = []
     while (batch := outbox.next_batch(max_n)) is not None:
         out.extend(decode_reading(p) for p in batch.payloads)
         outbox.ack(batch.reading_ids)
@@ -237,34 +237,48 @@ def test_reopening_the_file_keeps_readings_and_makes_every_one_pending(
     reopened.close()
 
 
-def rows_on_disk(path: Path) -> int:
+def segments_on_disk(path: Path) -> dict[str, int]:
     with sqlite3.connect(path) as other:
-        return int(other.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+        names = [
+            row[0]
+            for row in other.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'readings_*'"
+            )
+        ]
+        return {
+            name: int(other.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0])
+            for name in names
+        }
 
 
-def test_acked_readings_leave_the_file_in_bulk(tmp_path: Path) -> None:
+def test_acked_readings_leave_the_file_with_their_whole_segment(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
-    box = SqliteOutbox(path, flush_rows=5, flush_age_s=0.0)
+    box = SqliteOutbox(path, segment_rows=4, flush_age_s=1_000)
     box.add([reading(i) for i in range(10)])
+    assert segments_on_disk(path) == {"readings_1": 4, "readings_2": 4, "readings_3": 2}
     first = box.next_batch(3)
     assert first is not None
     assert box.ack(first.reading_ids) == 3
-    assert (box.depth(), rows_on_disk(path)) == (7, 10)  # gone for the outbox, not yet deleted
+    assert box.depth() == 7  # gone for the outbox, still on disk
+    assert sum(segments_on_disk(path).values()) == 10
     second = box.next_batch(2)
     assert second is not None
-    assert second.reading_ids == (reading(3).reading_id, reading(4).reading_id)
-    assert box.ack(second.reading_ids) == 2  # 5 acked: one delete
-    assert (box.depth(), rows_on_disk(path)) == (5, 5)
-    third = box.next_batch(1)
-    assert third is not None
-    box.ack(third.reading_ids)
-    assert rows_on_disk(path) == 5
-    assert box.flush_due() == 1  # the oldest ack waited flush_age_s
-    assert rows_on_disk(path) == 4
+    assert second.reading_ids == (reading(3).reading_id, reading(4).reading_id)  # never again
+    assert box.ack(second.reading_ids) == 2  # segment 1 all acked: dropped whole
+    assert segments_on_disk(path) == {"readings_2": 4, "readings_3": 2}
     assert box.flush_due() == 0
-    drain(box)  # the last ack empties the outbox: deleted at once
-    assert (box.depth(), rows_on_disk(path)) == (0, 0)
+    box.flush_age_s = 0.0  # a segment that does not drain: its acked rows go one by one
+    assert box.flush_due() == 1
+    assert segments_on_disk(path) == {"readings_2": 3, "readings_3": 2}
+    assert [r.sequence_number for r in drain(box)] == [5, 6, 7, 8, 9]
+    assert box.depth() == 0
+    assert segments_on_disk(path) == {"readings_3": 0}  # the newest is emptied, kept
+    box.add([reading(20)])
+    assert segments_on_disk(path) == {"readings_3": 1}
     box.close()
+    reopened = SqliteOutbox(path, segment_rows=4)
+    assert [r.sequence_number for r in drain(reopened)] == [20]
+    reopened.close()
 
 
 def test_acks_of_readings_sent_by_a_previous_process_remove_them(tmp_path: Path) -> None:
@@ -286,7 +300,7 @@ import os, signal, sys
 sys.path.insert(0, sys.argv[2])
 from tests.unit.test_outbox import reading
 from gateway.outbox import SqliteOutbox
-box = SqliteOutbox(sys.argv[1], flush_rows=1_000)
+box = SqliteOutbox(sys.argv[1])
 box.add([reading(i) for i in range(5)])
 batch = box.next_batch(3)
 assert box.ack(batch.reading_ids) == 3 and box.depth() == 2
@@ -364,7 +378,7 @@ def test_a_schema_1_file_opens_with_its_readings_all_pending(tmp_path: Path) -> 
             row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }
         assert "readings_pending" not in indexes
-        assert "readings_urgent" in indexes
+        assert "readings_0_urgent" in indexes  # the v1 table is segment 0
 
 
 def test_a_crash_between_reserve_and_ack_loses_nothing(tmp_path: Path) -> None:
