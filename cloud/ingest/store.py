@@ -143,45 +143,52 @@ class DirectoryCache:
     def resolve(self, session: Session, uids: set[str]) -> dict[str, GatewayInfo]:
         repo = AttributionRepository(session)
         found: dict[str, GatewayInfo] = {}
-        for gid, uid, household_id, config_version, revoked in repo.gateways(uids):
+        stale: list[tuple[uuid.UUID, str, uuid.UUID, int, bool]] = []
+        for row in repo.gateways(uids):
+            gid, uid, household_id, config_version, revoked = row
             cached = self._cache.get(uid)
             if (
-                cached is not None
-                and cached.id == gid
-                and cached.config_version == config_version
-                and cached.household_id == household_id
+                cached is None
+                or cached.id != gid
+                or cached.config_version != config_version
+                or cached.household_id != household_id
             ):
-                info = cached
-                if cached.revoked != revoked:
-                    info = GatewayInfo(
-                        gid, uid, household_id, config_version, revoked, info.devices
+                stale.append(row)
+                continue
+            info = cached
+            if cached.revoked != revoked:
+                info = GatewayInfo(gid, uid, household_id, config_version, revoked, info.devices)
+                self._cache[uid] = info
+            found[uid] = info
+        if stale:  # the households' devices of every new or changed gateway, in two queries
+            devices, slots = repo.devices_of_households({row[2] for row in stale})
+            by_device: dict[uuid.UUID, dict[int, uuid.UUID]] = {}
+            for slot in slots:
+                by_device.setdefault(slot.device_id, {})[slot.user_id] = slot.person_id
+            by_household: dict[uuid.UUID, list[KnownDevice]] = {}
+            for d in devices:
+                by_household.setdefault(d.household_id, []).append(
+                    KnownDevice(
+                        id=d.id,
+                        kind=d.kind,
+                        system_id=d.system_id,
+                        serial_number=d.serial_number,
+                        address=d.address,
+                        owner_person_id=d.owner_person_id,
+                        slots=by_device.get(d.id, {}),
                     )
-            else:
-                devices, slots = repo.household_devices(household_id)
-                by_device: dict[uuid.UUID, dict[int, uuid.UUID]] = {}
-                for slot in slots:
-                    by_device.setdefault(slot.device_id, {})[slot.user_id] = slot.person_id
+                )
+            for gid, uid, household_id, config_version, revoked in stale:
                 info = GatewayInfo(
                     id=gid,
                     uid=uid,
                     household_id=household_id,
                     config_version=config_version,
                     revoked=revoked,
-                    devices=tuple(
-                        KnownDevice(
-                            id=d.id,
-                            kind=d.kind,
-                            system_id=d.system_id,
-                            serial_number=d.serial_number,
-                            address=d.address,
-                            owner_person_id=d.owner_person_id,
-                            slots=by_device.get(d.id, {}),
-                        )
-                        for d in devices
-                    ),
+                    devices=tuple(by_household.get(household_id, ())),
                 )
-            self._cache[uid] = info
-            found[uid] = info
+                self._cache[uid] = info
+                found[uid] = info
         return found
 
     def clear(self) -> None:

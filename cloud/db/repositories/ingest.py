@@ -88,11 +88,15 @@ class AttributionRepository:
             (uuid.UUID(gid), uid, uuid.UUID(hid), int(v), bool(r)) for gid, uid, hid, v, r in rows
         ]
 
-    def household_devices(
-        self, household_id: uuid.UUID
+    def devices_of_households(
+        self, household_ids: Collection[uuid.UUID]
     ) -> tuple[Sequence[DeviceRow], Sequence[CuffSlotRow]]:
+        """The devices of these households and their cuff slots, in two queries (a worker's
+        first batch names every gateway it serves)."""
+        if not household_ids:
+            return (), ()
         devices = self._session.scalars(
-            select(DeviceRow).where(DeviceRow.household_id == household_id)
+            select(DeviceRow).where(DeviceRow.household_id.in_(list(household_ids)))
         ).all()
         if not devices:
             return devices, ()
