@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: the repository's packages and tests/
     sys.path.insert(0, str(ROOT))
 
+import msgspec  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
 
@@ -81,7 +83,9 @@ def log(line: str) -> None:
 
 
 # --- the cloud acker (a child process) ---------------------------------------------------------
-def acker_process(port: int, ready: Any, stop: Any, stored: Any, track: Any, results: Any) -> None:
+def acker_process(
+    port: int, ready: Any, stop: Any, stored: Any, track: Any, results: Any, envelopes: Any
+) -> None:
     """The stand-in cloud (stores, acks), noting when each envelope arrives and, per reading,
     the gateway's ``received_at`` and urgency."""
     from tests.integration.cloud_standin import StandInCloud
@@ -93,6 +97,7 @@ def acker_process(port: int, ready: Any, stop: Any, stored: Any, track: Any, res
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         arrived = time.time()
         handle(client, userdata, message)
+        envelopes.value += 1
         mode = track.value  # 0: nothing, 1: every envelope, 2: one-reading envelopes only
         if mode == 2 and len(message.payload) > SMALL_ENVELOPE_BYTES:
             return
@@ -125,19 +130,106 @@ def acker_process(port: int, ready: Any, stop: Any, stored: Any, track: Any, res
     )
 
 
+class _LeanReading(msgspec.Struct):
+    reading_id: str
+    urgent: bool = False
+    received_at: str | None = None
+
+
+class _LeanEnvelope(msgspec.Struct):
+    message_id: str
+    gateway_id: str
+    readings: list[_LeanReading]
+
+
+def lean_acker_process(
+    port: int, ready: Any, stop: Any, stored: Any, track: Any, results: Any, envelopes: Any
+) -> None:
+    """A cloud stand-in that decodes only what an ack needs (message and reading ids), dedupes
+    in a set and acks: the least any cloud must do, so that the replay measures the gateway and
+    not the stand-in's full decoding (which alone caps at ~100,000 readings/s here)."""
+    seen: set[str] = set()
+    duplicates = 0
+    arrivals: list[tuple[float, float, bool]] = []
+    decoder = msgspec.json.Decoder(_LeanEnvelope)
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        nonlocal duplicates
+        arrived = time.time()
+        envelope = decoder.decode(message.payload)
+        accepted: list[str] = []
+        again: list[str] = []
+        for r in envelope.readings:
+            (again if r.reading_id in seen else accepted).append(r.reading_id)
+        duplicates += len(again)
+        seen.update(accepted)
+        ack = c.AckMessage(
+            schema_version=c.SCHEMA_VERSION,
+            gateway_id=envelope.gateway_id,
+            message_id=envelope.message_id,
+            acked_at=datetime.now(UTC),
+            accepted=tuple(accepted),
+            duplicates=tuple(again),
+        )
+        client.publish(c.topic(envelope.gateway_id, c.Channel.ACKS), c.encode(ack), qos=1)
+        envelopes.value += 1
+        if track.value:
+            for r in envelope.readings:
+                if r.urgent and r.received_at:
+                    received = datetime.fromisoformat(r.received_at).timestamp()
+                    arrivals.append((arrived, received, True))
+
+    def on_connect(client: mqtt.Client, *_: object) -> None:
+        client.subscribe([(c.cloud_filter(c.Channel.READINGS), 1)])
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id="bench-lean-acker",
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    client.on_message = on_message
+    client.on_connect = on_connect
+    client.on_subscribe = lambda *_: ready.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    while not stop.wait(0.02):
+        stored.value = len(seen)
+    client.disconnect()
+    client.loop_stop()
+    results.put(
+        {
+            "stored": len(seen),
+            "envelopes": envelopes.value,
+            "acks_sent": envelopes.value,
+            "duplicate_deliveries": duplicates,
+            "arrivals": arrivals,
+        }
+    )
+
+
 @dataclass
 class Acker:
     port: int
+    lean: bool = False
     ctx: Any = field(default_factory=lambda: mp.get_context("spawn"))
 
     def __post_init__(self) -> None:
         self.ready, self.stop_event = self.ctx.Event(), self.ctx.Event()
         self.stored = self.ctx.Value("q", 0)
+        self.envelopes = self.ctx.Value("q", 0)
         self.track = self.ctx.Value("i", 1)
         self.results = self.ctx.Queue()
         self.proc = self.ctx.Process(
-            target=acker_process,
-            args=(self.port, self.ready, self.stop_event, self.stored, self.track, self.results),
+            target=lean_acker_process if self.lean else acker_process,
+            args=(
+                self.port,
+                self.ready,
+                self.stop_event,
+                self.stored,
+                self.track,
+                self.results,
+                self.envelopes,
+            ),
         )
 
     def start(self) -> Acker:
@@ -436,7 +528,7 @@ def urgent_reading(n: int) -> c.ReadingMessage:
 
 
 async def replay(
-    port: int, outbox_path: Path, expected: int, urgent_every_s: float
+    port: int, outbox_path: Path, expected: int, urgent_every_s: float, client_id: str | None = None
 ) -> tuple[float, int, dict[str, Any]]:
     """The real publisher drains the outbox; seconds from start() to an empty outbox. Meanwhile
     an urgent reading is added every ``urgent_every_s`` (as a sync thread would: outbox.add,
@@ -445,7 +537,7 @@ async def replay(
     from gateway.mqtt_settings import MqttSettings
     from gateway.outbox import SqliteOutbox
 
-    settings = MqttSettings(port=port)
+    settings = MqttSettings(port=port, client_id=client_id)
     urgent = 0
     with SqliteOutbox(outbox_path) as outbox:
         assert outbox.depth() == expected
@@ -528,48 +620,88 @@ def bare_publish(port: int, payloads: Sequence[bytes], inflight: int) -> float:
         client.loop_stop()
 
 
-def run_replay(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, Any]:
-    from gateway.mqtt_settings import MqttSettings
+def _at_least(counter: Any, target: int) -> bool:
+    return bool(counter.value >= target)
 
-    defaults = MqttSettings()
-    readings = replay_readings(args.replay)
-    outbox_path = workdir / "replay-outbox.db"
+
+def replay_once(
+    workdir: Path,
+    port: int,
+    args: argparse.Namespace,
+    readings: Sequence[c.ReadingMessage],
+    *,
+    lean: bool,
+) -> tuple[Acker, float, float, int, dict[str, Any]]:
+    """Fill a fresh outbox, start an acker (``lean`` or the full stand-in), replay; returns the
+    running acker (to finish), add rate, replay seconds, urgent readings, publisher details."""
+    outbox_path = workdir / f"replay-outbox{'-lean' if lean else ''}.db"
     add_rate = fill_outbox(outbox_path, readings)
     log(f"  outbox filled: {args.replay:,} readings ({add_rate:,.0f} readings/s through add)")
-    acker = Acker(port).start()
+    acker = Acker(port, lean=lean).start()
     acker.track.value = 2  # the urgent readings only: decoding every bulk envelope twice costs
     try:
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
+        # a session of its own: the broker keeps the acks the stand-in sent for the bare
+        # publisher's envelopes for the first replay's session, and they would drain this outbox
+        client_id = f"anjia-gw-{GW}-lean" if lean else None
         seconds, urgent, publisher = asyncio.run(
-            replay(port, outbox_path, args.replay, args.urgent_every_s)
+            replay(port, outbox_path, args.replay, args.urgent_every_s, client_id)
         )
         if args.profile:
             profiler.disable()
             stats = pstats.Stats(profiler, stream=sys.stdout)
             stats.sort_stats("tottime").print_stats(30)
         wait_for(lambda: acker.stored.value >= args.replay, 60, "the acker to store every reading")
-        log(f"  replay: {args.replay / seconds:,.0f} readings/s ({seconds:.2f} s)")
+    except BaseException:
+        acker.finish()
+        raise
+    which = "lean acker" if lean else "stand-in cloud acker"
+    log(f"  replay ({which}): {args.replay / seconds:,.0f} readings/s ({seconds:.2f} s)")
+    return acker, add_rate, seconds, urgent, publisher
+
+
+def run_replay(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    from gateway.mqtt_settings import MqttSettings
+
+    defaults = MqttSettings()
+    readings = replay_readings(args.replay)
+    acker, add_rate, seconds, urgent, publisher = replay_once(
+        workdir, port, args, readings, lean=False
+    )
+    try:
         acker.track.value = 0
         payloads = envelopes_like_the_publisher(readings, defaults.batch_max_readings)
-        bare_runs = [
-            bare_publish(port, payloads, defaults.inflight_messages)
-            for _ in range(args.bare_repeat)
-        ]
+        bare_runs, acker_runs = [], []
+        for _ in range(args.bare_repeat):
+            target = acker.envelopes.value + len(payloads)
+            started = time.perf_counter()
+            bare_runs.append(bare_publish(port, payloads, defaults.inflight_messages))
+            # the same envelopes through the stand-in cloud: its own ceiling for any replay
+            wait_for(partial(_at_least, acker.envelopes, target), 60, "the acker to read all")
+            acker_runs.append(time.perf_counter() - started)
         bare_s = statistics.median(bare_runs)
+        acker_s = statistics.median(acker_runs)
         log(
             f"  bare publisher: {len(payloads) / bare_s:,.0f} msgs/s "
-            f"(median of {args.bare_repeat} runs of {bare_s:.2f} s)"
+            f"(median of {args.bare_repeat} runs of {bare_s:.2f} s); the stand-in cloud read "
+            f"them at {args.replay / acker_s:,.0f} readings/s"
         )
         singles = envelopes_like_the_publisher(readings[: args.bare_single], 1)
         single_s = bare_publish(port, singles, defaults.inflight_messages)
         log(f"  bare publisher, 1 reading/message: {len(singles) / single_s:,.0f} msgs/s")
     finally:
         cloud = acker.finish()
+    lean_acker, _, lean_seconds, lean_urgent, lean_publisher = replay_once(
+        workdir, port, args, readings, lean=True
+    )
+    lean_cloud = lean_acker.finish()
     per_message = defaults.batch_max_readings
     bare_msgs = len(payloads) / bare_s
+    bare_readings = bare_msgs * per_message
     urgent_ms = sorted((a - r) * 1000 for a, r, u in cloud["arrivals"] if u)
+    lean_urgent_ms = sorted((a - r) * 1000 for a, r, u in lean_cloud["arrivals"] if u)
     return {
         "urgent_during_replay": urgent,
         "urgent_add_to_puback_ms_p50": round(percentile(urgent_ms, 50), 1) if urgent_ms else None,
@@ -583,8 +715,23 @@ def run_replay(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, 
         "bare_publish_s": round(bare_s, 3),
         "bare_publish_runs_s": [round(t, 3) for t in bare_runs],
         "bare_publish_msgs_per_s": round(bare_msgs),
-        "bare_publish_readings_per_s": round(bare_msgs * per_message),
-        "replay_to_bare_ratio": round(args.replay / seconds / (bare_msgs * per_message), 3),
+        "bare_publish_readings_per_s": round(bare_readings),
+        "replay_to_bare_ratio": round(args.replay / seconds / bare_readings, 3),
+        "standin_acker_readings_per_s": round(args.replay / acker_s),
+        "standin_acker_runs_s": [round(t, 3) for t in acker_runs],
+        "standin_acker_to_bare_ratio": round(args.replay / acker_s / bare_readings, 3),
+        "replay_lean_acker_s": round(lean_seconds, 3),
+        "replay_lean_acker_readings_per_s": round(args.replay / lean_seconds),
+        "replay_lean_acker_to_bare_ratio": round(args.replay / lean_seconds / bare_readings, 3),
+        "lean_acker_urgent_during_replay": lean_urgent,
+        "lean_acker_urgent_add_to_puback_ms_p50": (
+            round(percentile(lean_urgent_ms, 50), 1) if lean_urgent_ms else None
+        ),
+        "lean_acker_urgent_add_to_puback_ms_p99": (
+            round(percentile(lean_urgent_ms, 99), 1) if lean_urgent_ms else None
+        ),
+        "lean_acker_stored": lean_cloud["stored"],
+        "lean_acker_publisher_stats": lean_publisher["publisher_stats"],
         "bare_publish_single_messages": len(singles),
         "bare_publish_single_msgs_per_s": round(len(singles) / single_s),
         "outbox_add_readings_per_s": round(add_rate),
@@ -691,6 +838,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         ("outbox replay readings/s", f"{replayed['replay_readings_per_s']:,}"),
         (
+            "outbox replay readings/s, lean acker",
+            f"{replayed['replay_lean_acker_readings_per_s']:,}",
+        ),
+        (
+            "stand-in cloud reading the bare envelopes, readings/s",
+            f"{replayed['standin_acker_readings_per_s']:,}",
+        ),
+        (
             f"bare publisher msgs/s ({replayed['bare_publish_readings_per_message']} readings/msg)",
             f"{replayed['bare_publish_msgs_per_s']:,}",
         ),
@@ -705,6 +860,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{replayed['urgent_add_to_puback_ms_p99']}",
         ),
         (f"replay / bare (goal >= {REPLAY_GOAL_RATIO})", replayed["replay_to_bare_ratio"]),
+        ("replay with the lean acker / bare", replayed["replay_lean_acker_to_bare_ratio"]),
+        (
+            "stand-in cloud alone / bare (ceiling of the replay)",
+            replayed["standin_acker_to_bare_ratio"],
+        ),
     )
     for label, value in rows:
         log(f"{label:<52} {value!s:>12}")
@@ -727,6 +887,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bare_publish_msgs_per_s": replayed["bare_publish_msgs_per_s"],
         "bare_publish_readings_per_s": replayed["bare_publish_readings_per_s"],
         "replay_to_bare_ratio": replayed["replay_to_bare_ratio"],
+        "replay_lean_acker_readings_per_s": replayed["replay_lean_acker_readings_per_s"],
+        "replay_lean_acker_to_bare_ratio": replayed["replay_lean_acker_to_bare_ratio"],
+        "standin_acker_readings_per_s": replayed["standin_acker_readings_per_s"],
+        "standin_acker_to_bare_ratio": replayed["standin_acker_to_bare_ratio"],
         "reading_to_puback_ms_p50": daemon["reading_to_puback_ms_p50"],
         "reading_to_puback_ms_p99": daemon["reading_to_puback_ms_p99"],
         "goal_peak_rss_mb": RSS_GOAL_MB,

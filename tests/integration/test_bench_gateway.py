@@ -54,4 +54,7 @@ def test_a_tiny_run_writes_every_promised_key(tmp_path: Path) -> None:
     assert replay["publisher_stats"]["readings_acked"] == replay["acker_stored"]
     assert result["replay_readings_per_s"] > 0
     assert result["bare_publish_msgs_per_s"] > 0
+    assert replay["lean_acker_stored"] == 600 + replay["lean_acker_urgent_during_replay"]
+    assert result["replay_lean_acker_readings_per_s"] > 0
+    assert result["standin_acker_readings_per_s"] > 0
     assert "phase replay" in proc.stdout  # a progress line per phase
