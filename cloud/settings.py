@@ -193,11 +193,19 @@ class IngestMqttSettings(_Section):
     shared_group: str = Field(default="anjia-ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     topic_prefix: str = "anjia/v1"
     batch_size: int = Field(
-        default=500,
+        default=1000,
         ge=1,
         le=10_000,
         description="messages per ingest transaction at most; keep it about half of "
         "receive_maximum so the next batch arrives while one commits",
+    )
+    batch_max_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="payload bytes per ingest transaction at most (the message that crosses "
+        "it is the batch's last): bounds a transaction of batched envelopes (~55 KB per 100 "
+        "readings) where batch_size, a message count, would not",
     )
     batch_interval_ms: int = Field(default=50, ge=1, le=10_000)
     # --- ingest workers (cloud.ingest, docs/ingest.md) ---
@@ -205,7 +213,7 @@ class IngestMqttSettings(_Section):
         default="mqtt5", description="mqtt311 only for amqtt (the demo; no shared subscriptions)"
     )
     receive_maximum: int = Field(
-        default=1000,
+        default=2000,
         ge=1,
         le=65535,
         description="messages the broker may have in flight to one worker before its PUBACKs "

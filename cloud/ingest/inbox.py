@@ -24,11 +24,12 @@ _T = TypeVar("_T")
 class Inbox(Generic[_T]):
     """One producer (paho's thread), one consumer (the writer)."""
 
-    __slots__ = ("_cond", "_full_waiters", "_items", "_maxsize", "_want")
+    __slots__ = ("_cond", "_full_waiters", "_items", "_maxsize", "_want", "_weigh")
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, weigh: Callable[[_T], int] | None = None) -> None:
         self._items: deque[_T] = deque()
         self._maxsize = maxsize
+        self._weigh = weigh  # a message's size (bytes) for take()'s max_weight
         self._cond = threading.Condition(threading.Lock())
         self._want = 0  # > 0 while the writer sleeps until this many messages wait
         self._full_waiters = 0
@@ -58,32 +59,45 @@ class Inbox(Generic[_T]):
         first_timeout_s: float,
         window_s: float,
         stop: Callable[[], bool] = lambda: False,
+        max_weight: int | None = None,
     ) -> list[_T]:
         """Up to ``limit`` messages: waits up to ``first_timeout_s`` for the first one (else
         returns ``[]``), then until ``limit`` are there or ``window_s`` after the first, or
-        ``stop()`` is true."""
+        ``stop()`` is true. With ``max_weight`` (and ``weigh``), the batch also ends with the
+        message that brings its weight to ``max_weight`` (so one message always fits)."""
         items = self._items
         if not items and not self._sleep(1, first_timeout_s):
             return []
         deadline = time.monotonic() + window_s
         batch: list[_T] = []
+        weigh = self._weigh if max_weight is not None else None
+        room = max_weight if max_weight is not None else 0
+        pop = items.popleft
         while True:
-            pop = items.popleft
             try:
-                while len(batch) < limit:
-                    batch.append(pop())
+                if weigh is None:
+                    while len(batch) < limit:
+                        batch.append(pop())
+                else:
+                    while len(batch) < limit and room > 0:
+                        item = pop()
+                        batch.append(item)
+                        room -= weigh(item)
             except IndexError:
                 pass
             if self._full_waiters:
                 with self._cond:
                     self._cond.notify_all()
-            if len(batch) >= limit or stop():
+            if len(batch) >= limit or (weigh is not None and room <= 0) or stop():
                 return batch
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._sleep(limit - len(batch), remaining):
                 try:  # whatever came in at the last moment
-                    while len(batch) < limit:
-                        batch.append(pop())
+                    while len(batch) < limit and (weigh is None or room > 0):
+                        item = pop()
+                        batch.append(item)
+                        if weigh is not None:
+                            room -= weigh(item)
                 except IndexError:
                     pass
                 return batch

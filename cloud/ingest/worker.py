@@ -52,6 +52,10 @@ _CHANNELS = (Channel.READINGS, Channel.STATUS, Channel.EVENTS)
 _ACK_INFLIGHT = 200  # our own QoS 1 ack publishes awaiting the broker's PUBACK
 
 
+def _payload_size(item: Inbound) -> int:
+    return len(item.payload)
+
+
 def subscription_filters(cfg: IngestMqttSettings) -> list[str]:
     """``$share/<group>/anjia/v1/gw/+/up/...`` with MQTT 5; plain filters with MQTT 3.1.1
     (amqtt, the one-process demo, accepts ``$share`` and then delivers nothing)."""
@@ -101,7 +105,7 @@ class IngestWorker:
         self._store = BatchStore(session_factory, clock, mirror=mirror)
         self._hook: AlertHook = hook or NoopHook()
         self._on_batch = on_batch
-        self._inbox: Inbox[Inbound] = Inbox(maxsize=2 * cfg.receive_maximum)
+        self._inbox: Inbox[Inbound] = Inbox(maxsize=2 * cfg.receive_maximum, weigh=_payload_size)
         self._generation = 0
         self._accepting = True
         self._subscribed = threading.Event()
@@ -233,8 +237,13 @@ class IngestWorker:
 
     # --- the writer thread --------------------------------------------------------------------
     def _next_batch(self) -> list[Inbound]:
+        cfg = self.cfg
         return self._inbox.take(
-            self.cfg.batch_size, 0.1, self.cfg.batch_interval_ms / 1000.0, self._stopping.is_set
+            cfg.batch_size,
+            0.1,
+            cfg.batch_interval_ms / 1000.0,
+            self._stopping.is_set,
+            max_weight=cfg.batch_max_bytes,
         )
 
     def _write_loop(self) -> None:

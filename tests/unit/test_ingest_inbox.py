@@ -74,3 +74,12 @@ def test_a_full_inbox_blocks_the_producer_until_the_writer_takes() -> None:
     assert done.wait(2.0)
     taken += inbox.take(10, 1.0, 0.01)
     assert taken == list(range(6))
+
+
+def test_a_batch_ends_with_the_message_that_reaches_max_weight() -> None:
+    inbox: Inbox[bytes] = Inbox(maxsize=100, weigh=len)
+    for size in (400, 400, 400, 50, 7000, 10):
+        inbox.put(b"x" * size)
+    assert [len(m) for m in inbox.take(10, 1.0, 5.0, max_weight=1000)] == [400, 400, 400]
+    assert [len(m) for m in inbox.take(10, 1.0, 5.0, max_weight=1000)] == [50, 7000]  # fits alone
+    assert [len(m) for m in inbox.take(10, 1.0, 0.01, max_weight=1000)] == [10]
