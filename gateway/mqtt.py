@@ -70,8 +70,9 @@ _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
 URGENT_EXTRA_INFLIGHT: Final = 16
 """paho's in-flight limit is the bulk window plus this, so an urgent message is never queued."""
 TICK_S: Final = 1.0
-MAX_BATCHES_PER_TRIP: Final = 16
-"""Envelopes taken from the outbox in one trip to its thread (when the windows allow)."""
+MAX_BATCHES_PER_TRIP: Final = 4
+"""Envelopes taken from the outbox in one trip to its thread (when the windows allow): fewer
+thread hand-offs; more would hold an urgent reading behind longer trips (measured: no gain)."""
 
 _T = TypeVar("_T")
 
