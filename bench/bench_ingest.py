@@ -517,7 +517,7 @@ def profile(workdir: Path, args: argparse.Namespace) -> None:
     from cloud.db.engine import make_engine, make_session_factory
     from cloud.ingest import BatchStore, Inbound
     from cloud.runtime import system_clock
-    from cloud.settings import DatabaseSettings
+    from cloud.settings import DatabaseSettings, IngestMqttSettings
 
     url = f"sqlite:///{workdir / 'profile.db'}"
     make_database(url, args.gateways)
@@ -528,7 +528,8 @@ def profile(workdir: Path, args: argparse.Namespace) -> None:
         Inbound(topic, payload, time.time(), n + 1)
         for n, (topic, payload, _) in enumerate(messages)
     ]
-    batches = [items[i : i + 200] for i in range(0, len(items), 200)]
+    size = IngestMqttSettings().batch_size  # the worker's default batch
+    batches = [items[i : i + size] for i in range(0, len(items), size)]
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
@@ -549,8 +550,9 @@ def ingest_settings_label() -> str:
 
     mqtt_cfg, db_cfg = IngestMqttSettings(), DatabaseSettings()
     return (
-        f"IngestMqttSettings defaults: batch_size {mqtt_cfg.batch_size}, batch_interval_ms "
-        f"{mqtt_cfg.batch_interval_ms}, receive_maximum {mqtt_cfg.receive_maximum}; SQLite "
+        f"IngestMqttSettings defaults: batch_size {mqtt_cfg.batch_size}, batch_max_bytes "
+        f"{mqtt_cfg.batch_max_bytes}, batch_interval_ms {mqtt_cfg.batch_interval_ms}, "
+        f"receive_maximum {mqtt_cfg.receive_maximum}; SQLite "
         f"wal_autocheckpoint {db_cfg.sqlite_wal_autocheckpoint_pages} pages"
     )
 
