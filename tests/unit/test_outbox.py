@@ -246,8 +246,7 @@ def segments_on_disk(path: Path) -> dict[str, int]:
             )
         ]
         return {
-            name: int(other.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0])
-            for name in names
+            name: int(other.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]) for name in names
         }
 
 
