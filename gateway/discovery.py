@@ -208,6 +208,9 @@ class Discovery:
         """The enrollment with discovered addresses filled in."""
         return with_discovered_addresses(self._enrollment().devices, self.found)
 
+    def _is_found(self, address: str) -> bool:
+        return any(i.address.upper() == address for i in self.found)
+
     def _missing(self, kind: DeviceKind) -> list[EnrolledDevice]:
         return [d for d in self.enrolled_devices() if d.kind is kind and not d.address]
 
@@ -217,8 +220,8 @@ class Discovery:
         if kind is None:
             return
         address = result.address.upper()
-        if address in self._probing:
-            return
+        if address in self._probing or self._is_found(address):
+            return  # a found device advertises on until its supervisor owns the address
         loop = asyncio.get_running_loop()
         until = self._ignore_until.get(address)
         if until is not None and loop.time() < until:
@@ -231,6 +234,12 @@ class Discovery:
         task.add_done_callback(self._tasks.discard)
 
     async def _identify(self, address: str, kind: DeviceKind) -> None:
+        try:
+            await self._identify_once(address, kind)
+        finally:  # only now may another advertisement of this address start a probe
+            self._probing.discard(address)
+
+    async def _identify_once(self, address: str, kind: DeviceKind) -> None:
         loop = asyncio.get_running_loop()
         identity: DeviceIdentity | None = None
         self.probes[address] += 1
@@ -240,13 +249,13 @@ class Discovery:
                     identity = await self._probe(address, kind)
         except (DriverError, TimeoutError, OSError) as exc:  # try again later
             _LOGGER.debug("discovery probe failed: %s", type(exc).__name__)
-        finally:
-            self._probing.discard(address)
         if identity is None:
             self.outcomes["failed"] += 1
             self._ignore_until[address] = loop.time() + self._retry_s
             _LOGGER.info("a nearby %s could not be identified; trying again later", kind.value)
             return
+        if self._is_found(address):
+            return  # identified meanwhile (a restart's stored address): not a foreign device
         identity = dataclasses.replace(identity, address=address)
         matches = [d for d in self._missing(kind) if d.matches(identity)]
         if not matches:
@@ -259,8 +268,9 @@ class Discovery:
             )
             return
         self.outcomes["ours"] += 1
-        await asyncio.to_thread(self._store.remember, identity)
+        # claimed before the await: an advertisement meanwhile must not start a second probe
         self.found = [*(i for i in self.found if i.address.upper() != address), identity]
+        await asyncio.to_thread(self._store.remember, identity)
         _LOGGER.info("%s: enrolled %s discovered by its identity; syncing it", address, kind.value)
         self._on_found()
 
