@@ -285,7 +285,7 @@ class SqliteOutbox:
         self._taken: set[int] = set()  # seqs in flight or acked: never handed out again
         self._flight: dict[str, tuple[int, str, _Segment]] = {}  # id -> (seq, message, segment)
         self._sent: dict[str, _Sent] = {}  # message_id -> its readings
-        self._armed = {level: self.depth_unlocked < level * capacity for level in FILL_LEVELS}
+        self._armed = {level: self._live_depth < level * capacity for level in FILL_LEVELS}
 
     # --- lifecycle --------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -359,7 +359,7 @@ class SqliteOutbox:
 
     # --- helpers ----------------------------------------------------------------------------
     @property
-    def depth_unlocked(self) -> int:
+    def _live_depth(self) -> int:
         return sum(seg.rows - len(seg.acked) for seg in self._segments)
 
     def _scalar(self, sql: str, params: Sequence[object] = ()) -> int:
@@ -375,7 +375,7 @@ class SqliteOutbox:
 
     def _fill_warnings(self) -> list[FillWarning]:
         warnings = []
-        depth = self.depth_unlocked
+        depth = self._live_depth
         for level in FILL_LEVELS:
             threshold = level * self.capacity
             if self._armed[level] and depth >= threshold:
@@ -551,7 +551,7 @@ class SqliteOutbox:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    depth = self.depth_unlocked
+                    depth = self._live_depth
                     seen: set[str] = set()
                     for reading_id, device_key, is_urgent, payload in rows:
                         where = known.get(reading_id)
@@ -789,7 +789,7 @@ class SqliteOutbox:
     def depth(self) -> int:
         """Readings in the outbox (pending and in flight; acked ones are gone)."""
         with self._lock:
-            return self.depth_unlocked
+            return self._live_depth
 
     def stats(self) -> OutboxStats:
         with self._lock:
@@ -806,7 +806,7 @@ class SqliteOutbox:
                     break
             in_flight = len(self._flight)
             return OutboxStats(
-                pending=self.depth_unlocked - in_flight,
+                pending=self._live_depth - in_flight,
                 in_flight=in_flight,
                 urgent_pending=sum(1 for seq in self._urgent if seq not in taken),
                 capacity=self.capacity,
