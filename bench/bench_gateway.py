@@ -528,16 +528,24 @@ def urgent_reading(n: int) -> c.ReadingMessage:
 
 
 async def replay(
-    port: int, outbox_path: Path, expected: int, urgent_every_s: float, client_id: str | None = None
+    port: int,
+    outbox_path: Path,
+    expected: int,
+    urgent_every_s: float,
+    client_id: str | None = None,
+    max_unacked: int | None = None,
 ) -> tuple[float, int, dict[str, Any]]:
     """The real publisher drains the outbox; seconds from start() to an empty outbox. Meanwhile
     an urgent reading is added every ``urgent_every_s`` (as a sync thread would: outbox.add,
-    then notify): they must overtake the bulk backlog."""
+    then notify): they must overtake the bulk backlog. Also noted: the moment every bulk
+    reading had been published and PUBACKed by the broker (``to_broker_s``)."""
     from gateway.mqtt import MqttPublisher
     from gateway.mqtt_settings import MqttSettings
     from gateway.outbox import SqliteOutbox
 
     settings = MqttSettings(port=port, client_id=client_id)
+    if max_unacked is not None:
+        settings = settings.model_copy(update={"max_unacked_readings": max_unacked})
     urgent = 0
     with SqliteOutbox(outbox_path) as outbox:
         assert outbox.depth() == expected
@@ -553,8 +561,23 @@ async def replay(
                 urgent += 1
 
         started = time.perf_counter()
+        to_broker_s: float | None = None
+
+        async def watch_pubacks() -> None:
+            nonlocal to_broker_s
+            stats = publisher.stats
+            while to_broker_s is None:
+                if (
+                    stats.readings_published >= expected
+                    and stats.pubacks >= stats.messages_published
+                ):
+                    to_broker_s = time.perf_counter() - started
+                    return
+                await asyncio.sleep(0.002)
+
         await publisher.start()
         probe = asyncio.create_task(urgent_probe()) if urgent_every_s > 0 else None
+        pubacks = asyncio.create_task(watch_pubacks())
         try:
             last_print = time.monotonic()
             while outbox.depth() > 0:
@@ -572,6 +595,7 @@ async def replay(
                 await asyncio.sleep(0.01)
         finally:
             done.set()
+            pubacks.cancel()
             await publisher.stop()
         stats = dataclasses.asdict(publisher.stats)
     return (
@@ -581,6 +605,7 @@ async def replay(
             "batch_max_readings": settings.batch_max_readings,
             "inflight_messages": settings.inflight_messages,
             "max_unacked_readings": settings.max_unacked_readings,
+            "to_broker_s": None if to_broker_s is None else round(to_broker_s, 3),
             "publisher_stats": stats,
         },
     )
@@ -631,10 +656,12 @@ def replay_once(
     readings: Sequence[c.ReadingMessage],
     *,
     lean: bool,
+    max_unacked: int | None = None,
 ) -> tuple[Acker, float, float, int, dict[str, Any]]:
     """Fill a fresh outbox, start an acker (``lean`` or the full stand-in), replay; returns the
     running acker (to finish), add rate, replay seconds, urgent readings, publisher details."""
-    outbox_path = workdir / f"replay-outbox{'-lean' if lean else ''}.db"
+    tag = ("-lean" if lean else "") + ("-window" if max_unacked else "")
+    outbox_path = workdir / f"replay-outbox{tag}.db"
     add_rate = fill_outbox(outbox_path, readings)
     log(f"  outbox filled: {args.replay:,} readings ({add_rate:,.0f} readings/s through add)")
     acker = Acker(port, lean=lean).start()
@@ -645,9 +672,9 @@ def replay_once(
             profiler.enable()
         # a session of its own: the broker keeps the acks the stand-in sent for the bare
         # publisher's envelopes for the first replay's session, and they would drain this outbox
-        client_id = f"anjia-gw-{GW}-lean" if lean else None
+        client_id = f"anjia-gw-{GW}{tag}" if tag else None
         seconds, urgent, publisher = asyncio.run(
-            replay(port, outbox_path, args.replay, args.urgent_every_s, client_id)
+            replay(port, outbox_path, args.replay, args.urgent_every_s, client_id, max_unacked)
         )
         if args.profile:
             profiler.disable()
@@ -697,6 +724,13 @@ def run_replay(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, 
         workdir, port, args, readings, lean=True
     )
     lean_cloud = lean_acker.finish()
+    # the same replay with an unacked window as large as the backlog: the publisher never waits
+    # for the cloud, so its pace to the broker is the outbox's and the publisher's own
+    window_acker, _, window_seconds, _, window_publisher = replay_once(
+        workdir, port, args, readings, lean=True, max_unacked=min(200_000, args.replay + 1000)
+    )
+    window_acker.finish()
+    to_broker_s = window_publisher["to_broker_s"] or window_seconds
     per_message = defaults.batch_max_readings
     bare_msgs = len(payloads) / bare_s
     bare_readings = bare_msgs * per_message
@@ -731,6 +765,11 @@ def run_replay(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, 
             round(percentile(lean_urgent_ms, 99), 1) if lean_urgent_ms else None
         ),
         "lean_acker_stored": lean_cloud["stored"],
+        "replay_to_broker_s": round(to_broker_s, 3),
+        "replay_to_broker_readings_per_s": round(args.replay / to_broker_s),
+        "replay_to_broker_to_bare_ratio": round(args.replay / to_broker_s / bare_readings, 3),
+        "replay_to_broker_max_unacked_readings": window_publisher["max_unacked_readings"],
+        "replay_to_broker_drain_s": round(window_seconds, 3),
         "lean_acker_publisher_stats": lean_publisher["publisher_stats"],
         "bare_publish_single_messages": len(singles),
         "bare_publish_single_msgs_per_s": round(len(singles) / single_s),
