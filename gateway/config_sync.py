@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final
 
 from device_drivers.model import DeviceKind
@@ -29,7 +27,7 @@ from edge.errors import ThresholdError
 from edge.urgent import ThresholdSet, UrgentThresholds
 from gateway import contract as c
 from gateway.enrollment import EnrolledDevice, Enrollment
-from gateway.state_db import open_state_db
+from gateway.state_db import StateTable
 
 __all__ = [
     "ConfigRejectedError",
@@ -128,16 +126,10 @@ def config_to_settings(message: c.ConfigMessage) -> RuntimeConfig:
     )
 
 
-class ConfigStore:
+class ConfigStore(StateTable):
     """The last accepted cloud config, in the outbox file. Thread-safe."""
 
-    def __init__(self, path: Path | str) -> None:
-        self._db = open_state_db(path, _SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    SCHEMA = _SCHEMA
 
     def load(self) -> bytes | None:
         with self._lock:

@@ -20,16 +20,13 @@ the write must finish before the link callback returns).
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Final
 
 from device_drivers.model import BloodPressureReading, DeviceIdentity, DeviceKind, ReadingFlag
 from gateway.contract import reading_id_for
-from gateway.state_db import open_state_db
+from gateway.state_db import StateTable
 
 __all__ = ["CuffJournal", "JournalEntry", "decode_bp_reading", "encode_bp_reading"]
 
@@ -118,17 +115,10 @@ def decode_bp_reading(text: str) -> BloodPressureReading:
     )
 
 
-class CuffJournal:
+class CuffJournal(StateTable):
     """The ``cuff_journal`` table of the outbox file. Thread-safe (one lock)."""
 
-    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = open_state_db(path, _SCHEMA)
-        self._lock = threading.Lock()
-        self._clock = clock
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    SCHEMA = _SCHEMA
 
     def add(self, address: str, reading: BloodPressureReading) -> str:
         """Store one reading durably (committed, ``synchronous=FULL``) before returning; a

@@ -25,12 +25,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import threading
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import tzinfo
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from device_drivers.bleak_link import ScanResult, connect_gatt_link
@@ -39,7 +36,7 @@ from device_drivers.errors import DriverError
 from device_drivers.model import DeviceIdentity, DeviceKind
 from device_drivers.uuids import BLOOD_PRESSURE_SERVICE, GLUCOSE_SERVICE
 from gateway.enrollment import EnrolledDevice, Enrollment
-from gateway.state_db import open_state_db
+from gateway.state_db import StateTable
 
 if TYPE_CHECKING:
     from device_drivers.bumble_air import BumbleAir
@@ -103,17 +100,10 @@ def with_discovered_addresses(
     return tuple(result)
 
 
-class DiscoveredAddresses:
+class DiscoveredAddresses(StateTable):
     """The ``discovered_devices`` table of the outbox file. Thread-safe."""
 
-    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = open_state_db(path, _SCHEMA)
-        self._lock = threading.Lock()
-        self._clock = clock
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    SCHEMA = _SCHEMA
 
     def all(self) -> list[DeviceIdentity]:
         with self._lock:

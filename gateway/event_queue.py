@@ -16,7 +16,6 @@ the oldest; each drop is logged (type and event id only, never a person). IO (SQ
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from gateway.contract import EventMessage, EventType, encode
-from gateway.state_db import open_state_db
+from gateway.state_db import StateTable
 
 __all__ = ["DEFAULT_EVENT_CAPACITY", "EventQueue", "PendingEvent", "is_critical"]
 
@@ -56,8 +55,10 @@ class PendingEvent:
     payload: bytes
 
 
-class EventQueue:
-    """The ``pending_events`` table of the outbox file."""
+class EventQueue(StateTable):
+    """The ``pending_events`` table of the outbox file. Thread-safe (one lock)."""
+
+    SCHEMA = _SCHEMA
 
     def __init__(
         self,
@@ -68,15 +69,9 @@ class EventQueue:
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
+        super().__init__(path, clock=clock)
         self.capacity = capacity
-        self._db = open_state_db(path, _SCHEMA)
-        self._lock = threading.Lock()
-        self._clock = clock
         self.dropped = 0
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
     def add(self, event: EventMessage) -> list[str]:
         """Store ``event`` (committed before returning; the same event id twice is one row).

@@ -9,10 +9,13 @@ has opened (and checked, and switched to WAL) the file; SQLite serialises the wr
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 
-__all__ = ["BUSY_TIMEOUT_S", "open_state_db"]
+__all__ = ["BUSY_TIMEOUT_S", "StateTable", "open_state_db"]
 
 BUSY_TIMEOUT_S: Final = 30.0
 """How long a write waits for the outbox's writer to finish (it holds the lock for one fsync)."""
@@ -28,3 +31,19 @@ def open_state_db(path: Path | str, schema: str) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(schema)
     return db
+
+
+class StateTable:
+    """Base of the small stores in the outbox file: one connection with the subclass's ``SCHEMA``
+    applied, one lock around it (thread-safe), a wall clock for timestamps."""
+
+    SCHEMA: ClassVar[str]
+
+    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+        self._db = open_state_db(path, self.SCHEMA)
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

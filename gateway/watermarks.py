@@ -15,15 +15,11 @@ device answering at the same address, whose numbering then starts from scratch. 
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final
 
-from gateway.state_db import open_state_db
+from gateway.state_db import StateTable
 
 __all__ = ["Watermark", "WatermarkStore"]
 
@@ -54,17 +50,10 @@ class Watermark:
         return self.glucose_seq
 
 
-class WatermarkStore:
+class WatermarkStore(StateTable):
     """The ``sync_watermarks`` table of the outbox file. Thread-safe (one lock)."""
 
-    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = open_state_db(path, _SCHEMA)
-        self._lock = threading.Lock()
-        self._clock = clock
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    SCHEMA = _SCHEMA
 
     def get(self, address: str) -> Watermark | None:
         with self._lock:
