@@ -53,16 +53,22 @@ def wait_for_port(
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
-def find_mosquitto() -> str:
-    """The mosquitto binary, or skip (fail under CI) when it is not installed."""
-    for candidate in MOSQUITTO_CANDIDATES:
+def find_system_binary(candidates: tuple[str, ...], package: str, tests: str) -> str:
+    """The first of ``candidates`` on this machine; otherwise skip, or fail under CI
+    (``CI=true``), where ``make test`` has installed ``package`` (.ci/system-deps.sh)."""
+    for candidate in candidates:
         found = shutil.which(candidate)
         if found:
             return found
-    reason = "mosquitto is not installed (make test installs it: .ci/system-deps.sh)"
+    reason = f"{package} is not installed (make test installs it: .ci/system-deps.sh)"
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI must run the broker tests")
+        pytest.fail(f"{reason}; CI must run the {tests} tests")
     pytest.skip(reason)
+
+
+def find_mosquitto() -> str:
+    """The mosquitto binary, or skip (fail under CI) when it is not installed."""
+    return find_system_binary(MOSQUITTO_CANDIDATES, "mosquitto", "broker")
 
 
 @dataclass

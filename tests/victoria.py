@@ -14,8 +14,6 @@ Without the binary the fixture skips, except under CI (``CI=true``), where it fa
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -27,20 +25,13 @@ from typing import Any
 
 import pytest
 
-from tests.brokers import free_port, wait_for_port
+from tests.brokers import find_system_binary, free_port, wait_for_port
 
 VM_CANDIDATES = ("victoria-metrics", "/usr/bin/victoria-metrics", "/usr/local/bin/victoria-metrics")
 
 
 def find_victoria_metrics() -> str:
-    for candidate in VM_CANDIDATES:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    reason = "victoria-metrics is not installed (make test installs it: .ci/system-deps.sh)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI must run the time-series tests")
-    pytest.skip(reason)
+    return find_system_binary(VM_CANDIDATES, "victoria-metrics", "time-series")
 
 
 @dataclass
