@@ -60,6 +60,7 @@ if str(ROOT) not in sys.path:  # run as a script: the repository's packages and 
 
 import msgspec  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
+from bench_common import commit_of_tree, log, percentile, uncommitted_sources  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
 
 from device_drivers.model import DeviceIdentity, DeviceKind, GlucoseContext, GlucoseReading  # noqa: E402
@@ -76,10 +77,6 @@ RSS_GOAL_MB = 120.0
 REPLAY_GOAL_RATIO = 0.5
 SMALL_ENVELOPE_BYTES = 2048  # an urgent reading travels alone: its envelope is small
 MEASURED_PACKAGES = ("gateway", "edge", "device_drivers", "firmware_sim")
-
-
-def log(line: str) -> None:
-    print(line, flush=True)
 
 
 # --- the cloud acker (a child process) ---------------------------------------------------------
@@ -328,14 +325,6 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def percentile(ordered: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending sequence."""
-    if not ordered:
-        return float("nan")
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
 
 
 def run_daemon(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -781,31 +770,6 @@ def run_replay(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, 
 
 
 # --- main --------------------------------------------------------------------------------------
-def commit_of_tree() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def uncommitted_sources() -> list[str]:
-    """Files of the measured packages that differ from the recorded commit (the shared tree)."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", *MEASURED_PACKAGES],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return []
-    return [line[3:] for line in out.stdout.splitlines() if line.endswith(".py")]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -914,8 +878,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {
         "benchmark": "gateway",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit_of_tree(),
-        "uncommitted_sources": uncommitted_sources(),
+        "commit": commit_of_tree(ROOT),
+        "uncommitted_sources": uncommitted_sources(ROOT, MEASURED_PACKAGES),
         "measured_through": "the real daemon process (anjia gateway run) for RSS, CPU and latency; "
         "MqttPublisher + SqliteOutbox in this process for the replay",
         "peak_rss_mb_sync": daemon["peak_rss_mb_sync"],

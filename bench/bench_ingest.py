@@ -59,6 +59,7 @@ if str(ROOT) not in sys.path:  # run as a script: the repository's packages and 
     sys.path.insert(0, str(ROOT))
 
 import paho.mqtt.client as mqtt  # noqa: E402
+from bench_common import commit_of_tree, log, percentile, uncommitted_sources  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
@@ -74,10 +75,6 @@ SESSION_EXPIRY_S = 600
 STALL_S = 60.0  # no progress for this long: the phase failed
 
 Message = tuple[str, bytes, list[str]]  # topic, payload, reading ids
-
-
-def log(line: str) -> None:
-    print(line, flush=True)
 
 
 # --- the database ------------------------------------------------------------------------------
@@ -503,14 +500,6 @@ def run_ingest(
     return Phase(label, len(messages), len(committed), seconds, details)
 
 
-def percentile(ordered: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending sequence."""
-    if not ordered:
-        return float("nan")
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
-
-
 # --- profile -----------------------------------------------------------------------------------
 def profile(workdir: Path, args: argparse.Namespace) -> None:
     """cProfile of the writer thread's work: BatchStore.process over one-reading messages."""
@@ -555,33 +544,6 @@ def ingest_settings_label() -> str:
         f"receive_maximum {mqtt_cfg.receive_maximum}; SQLite "
         f"wal_autocheckpoint {db_cfg.sqlite_wal_autocheckpoint_pages} pages"
     )
-
-
-def commit_of_tree() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def uncommitted_sources() -> list[str]:
-    """Measured files that differ from the recorded commit (the tree is shared)."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", *MEASURED_PACKAGES],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return []
-    return [line[3:] for line in out.stdout.splitlines() if line.endswith(".py")]
 
 
 def postgres_version(server: Any) -> str:
@@ -745,7 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {
         "benchmark": "ingest",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit_of_tree(),
+        "commit": commit_of_tree(ROOT),
         "bare_msgs_per_s": round(bare.rate),
         "ingest_1w_readings_per_s": round(one.rate),
         "ingest_2w_readings_per_s": round(two.rate),
@@ -768,7 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "broker": f"{mosquitto_version(broker.binary)} (tests/brokers.py config: "
         "max_queued_messages 0, persistence false), loopback",
         "database": database_label,
-        "uncommitted_sources": uncommitted_sources(),
+        "uncommitted_sources": uncommitted_sources(ROOT, MEASURED_PACKAGES),
         "ingest_settings": ingest_settings_label(),
         "python": platform.python_version(),
         "paho_mqtt": version("paho-mqtt"),
