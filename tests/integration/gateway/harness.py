@@ -19,6 +19,49 @@ from tests.integration.cloud_standin import StandInCloud
 GW = "gw-daemon-0001"
 
 
+def process_config_toml(
+    tmp_path: Path,
+    gateway_id: str,
+    sim_port: int,
+    mqtt_port: int,
+    devices: str,
+    *,
+    ble_extra: str = "",
+    mqtt_extra: str = "",
+) -> Path:
+    """A gateway.toml for ``anjia gateway run`` as a child process: the simulator on a bumble TCP
+    transport, quick timeouts and reconnects, the outbox in ``tmp_path``; ``devices`` is the
+    ``[[devices]]`` tables."""
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f"""
+gateway_id = "{gateway_id}"
+status_interval_s = 1
+
+[ble]
+link = "bumble:tcp-client:127.0.0.1:{sim_port}"
+connect_timeout_s = 5
+connect_attempts = 2
+sync_timeout_s = 30
+cuff_idle_s = 1
+min_sync_gap_s = 600
+{ble_extra}
+[mqtt]
+port = {mqtt_port}
+reconnect_min_s = 1
+reconnect_max_s = 1
+ack_timeout_s = 2
+keepalive_s = 5
+{mqtt_extra}
+[outbox]
+path = "{tmp_path / "outbox.db"}"
+
+{devices}""",
+        encoding="utf-8",
+    )
+    return path
+
+
 def gateway_settings(
     tmp_path: Path,
     port: int,

@@ -20,6 +20,7 @@ import pytest
 from gateway.outbox import SqliteOutbox
 from tests.brokers import Mosquitto, free_port, wait_for_port
 from tests.integration.cloud_standin import StandInCloud
+from tests.integration.gateway.harness import process_config_toml
 from tests.integration.gateway.test_gateway_process import ANJIA, start_gateway, wait
 
 pytestmark = [pytest.mark.broker, pytest.mark.sim, pytest.mark.slow]
@@ -31,39 +32,14 @@ KILL_AFTER = 8  # journaled readings
 
 
 def config_toml(tmp_path: Path, sim_port: int, mqtt_port: int) -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text(
-        f"""
-gateway_id = "{GW}"
-status_interval_s = 1
-
-[ble]
-link = "bumble:tcp-client:127.0.0.1:{sim_port}"
-connect_timeout_s = 5
-connect_attempts = 2
-sync_timeout_s = 30
-cuff_idle_s = 1
-min_sync_gap_s = 600
-backoff_max_s = 2
-
-[mqtt]
-port = {mqtt_port}
-reconnect_min_s = 1
-reconnect_max_s = 1
-ack_timeout_s = 2
-keepalive_s = 5
-
-[outbox]
-path = "{tmp_path / "outbox.db"}"
-
-[[devices]]
+    devices = f"""[[devices]]
 kind = "blood_pressure_monitor"
 address = "{CUFF}"
 slots = {{1 = "p-dad", 2 = "p-mum"}}
-""",
-        encoding="utf-8",
+"""
+    return process_config_toml(
+        tmp_path, GW, sim_port, mqtt_port, devices, ble_extra="backoff_max_s = 2\n"
     )
-    return path
 
 
 def count(db: Path, table: str) -> int:

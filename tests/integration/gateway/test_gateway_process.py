@@ -18,6 +18,7 @@ import pytest
 from gateway.outbox import SqliteOutbox
 from tests.brokers import Mosquitto, free_port, wait_for_port
 from tests.integration.cloud_standin import StandInCloud
+from tests.integration.gateway.harness import process_config_toml
 
 pytestmark = [pytest.mark.broker, pytest.mark.sim, pytest.mark.slow]
 
@@ -27,34 +28,7 @@ ANJIA = [sys.executable, "-m", "gateway.cli"]
 
 
 def config_toml(tmp_path: Path, sim_port: int, mqtt_port: int) -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text(
-        f"""
-gateway_id = "{GW}"
-status_interval_s = 1
-
-[ble]
-link = "bumble:tcp-client:127.0.0.1:{sim_port}"
-connect_timeout_s = 5
-connect_attempts = 2
-sync_timeout_s = 30
-cuff_idle_s = 1
-min_sync_gap_s = 600
-
-[mqtt]
-port = {mqtt_port}
-reconnect_min_s = 1
-reconnect_max_s = 1
-ack_timeout_s = 2
-keepalive_s = 5
-batch_max_readings = 20
-inflight_messages = 4
-max_unacked_readings = 100
-
-[outbox]
-path = "{tmp_path / "outbox.db"}"
-
-[[devices]]
+    devices = """[[devices]]
 kind = "glucose_meter"
 address = "F0:5A:4A:00:00:01"
 person = "p-mum"
@@ -62,11 +36,10 @@ person = "p-mum"
 [[devices]]
 kind = "blood_pressure_monitor"
 address = "F0:5A:4A:00:00:02"
-slots = {{1 = "p-dad", 2 = "p-mum"}}
-""",
-        encoding="utf-8",
-    )
-    return path
+slots = {1 = "p-dad", 2 = "p-mum"}
+"""
+    mqtt = "batch_max_readings = 20\ninflight_messages = 4\nmax_unacked_readings = 100\n"
+    return process_config_toml(tmp_path, GW, sim_port, mqtt_port, devices, mqtt_extra=mqtt)
 
 
 def wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
