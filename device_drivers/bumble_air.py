@@ -32,6 +32,16 @@ from bumble.transport.common import AsyncPipeSink
 __all__ = ["BumbleAir"]
 
 _LOGGER = logging.getLogger(__name__)
+
+
+def _not_a_crossed_hang_up(record: logging.LogRecord) -> bool:
+    """bumble's controller logs an ERROR when a link-layer control PDU (the peer's TerminateInd)
+    arrives for a connection it has already closed: both ends hung up at once, as a cuff and the
+    gateway do after a transfer. Nothing is lost; keep it out of the logs of the simulated air."""
+    return not str(record.msg).startswith("Cannot find a connection for")
+
+
+logging.getLogger("bumble.controller").addFilter(_not_a_crossed_hang_up)
 _counter = itertools.count(1)
 
 
