@@ -22,7 +22,11 @@ Heavy imports stay inside the command functions.
 from __future__ import annotations
 
 import argparse
+import functools
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["register"]
@@ -32,23 +36,38 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
-def _settings() -> Any:
-    from cloud.main import load_settings
+def _with_settings(command: Callable[[argparse.Namespace, Any], int]) -> Callable[..., int]:
+    """``command`` with the process's one settings object; broken settings exit 2 with the
+    problems named, before the command does anything."""
 
-    return load_settings()
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from cloud.errors import ConfigError
+        from cloud.main import load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        return command(args, settings)
+
+    return run
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: long-running commands stop cleanly on it."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Any) -> int:
     import uvicorn
 
-    from cloud.errors import ConfigError
     from cloud.main import create_app
 
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
     host = args.host or settings.http.host
     port = args.port or settings.http.port
     # uvicorn's access log prints request paths, and paths hold person ids: off unless asked for
@@ -58,16 +77,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_migrate(args: argparse.Namespace) -> int:
+def _cmd_migrate(args: argparse.Namespace, settings: Any) -> int:
     from cloud.db.engine import make_engine
     from cloud.db.migrate import current_revision, upgrade
-    from cloud.errors import ConfigError
 
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
     engine = make_engine(settings.db)
     try:
         upgrade(engine, args.revision)
@@ -77,25 +90,14 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_ingest(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from cloud.errors import ConfigError
+def _cmd_ingest(args: argparse.Namespace, settings: Any) -> int:
     from cloud.ingest.service import IngestService
     from cloud.runtime import Runtime
 
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
     if args.workers is not None and args.workers < 1:
         print("error: --workers needs at least 1", file=sys.stderr)
         return EXIT_CONFIG
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = _stop_on_signals()
     runtime = Runtime.build(settings)
     try:
         service = IngestService(runtime, workers=args.workers)
@@ -112,25 +114,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_tsdb_mirror(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from cloud.errors import ConfigError
+def _cmd_tsdb_mirror(args: argparse.Namespace, settings: Any) -> int:
     from cloud.runtime import Runtime
     from cloud.timeseries.mirror import TsdbMirror
 
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
     if not settings.tsdb.enabled:
         print("error: the mirror is off: set ANJIA_CLOUD__TSDB__ENABLED=true", file=sys.stderr)
         return EXIT_CONFIG
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = _stop_on_signals()
     runtime = Runtime.build(settings)
     mirror = TsdbMirror(settings.tsdb, runtime.session_factory, clock=runtime.clock)
     try:
@@ -144,19 +135,13 @@ def _cmd_tsdb_mirror(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_broker_acl(args: argparse.Namespace) -> int:
+def _cmd_broker_acl(args: argparse.Namespace, settings: Any) -> int:
     from pathlib import Path
 
     from cloud.broker_acl import BrokerAclError
     from cloud.broker_files import service_accounts, write_broker_files
-    from cloud.errors import ConfigError
     from cloud.runtime import Runtime
 
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
     services = [] if args.no_service_account else service_accounts(settings)
     runtime = Runtime.build(settings)
     try:
@@ -173,20 +158,15 @@ def _cmd_broker_acl(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_create_operator(args: argparse.Namespace) -> int:
+def _cmd_create_operator(args: argparse.Namespace, settings: Any) -> int:
     import secrets
 
     from cloud.db.migrate import upgrade
     from cloud.domain import Role
-    from cloud.errors import CloudError, ConfigError
+    from cloud.errors import CloudError
     from cloud.runtime import Runtime
     from cloud.services.directory import DirectoryService
 
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
     generated = not args.password_stdin
     password = secrets.token_urlsafe(18) if generated else sys.stdin.readline().rstrip("\n")
     if len(password) < 10:
@@ -209,16 +189,10 @@ def _cmd_create_operator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_rotate_keys(args: argparse.Namespace) -> int:
-    from cloud.errors import ConfigError
+def _cmd_rotate_keys(args: argparse.Namespace, settings: Any) -> int:
     from cloud.runtime import Runtime
     from cloud.services.persons import PersonService
 
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
     runtime = Runtime.build(settings)
     try:
         with runtime.session_factory() as session:
@@ -245,20 +219,20 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--access-log", action="store_true", help="log every request path (they hold person ids)"
     )
-    serve.set_defaults(func=_cmd_serve)
+    serve.set_defaults(func=_with_settings(_cmd_serve))
 
     migrate = sub.add_parser("migrate", help="upgrade the database schema")
     migrate.add_argument("--revision", default="head")
-    migrate.set_defaults(func=_cmd_migrate)
+    migrate.set_defaults(func=_with_settings(_cmd_migrate))
 
     ingest = sub.add_parser("ingest", help="run ingest workers (MQTT -> database)")
     ingest.add_argument(
         "--workers", type=int, default=None, help="workers in this process (default: settings)"
     )
-    ingest.set_defaults(func=_cmd_ingest)
+    ingest.set_defaults(func=_with_settings(_cmd_ingest))
 
     tsdb = sub.add_parser("tsdb-mirror", help="run the time-series mirror alone")
-    tsdb.set_defaults(func=_cmd_tsdb_mirror)
+    tsdb.set_defaults(func=_with_settings(_cmd_tsdb_mirror))
 
     acl = sub.add_parser("broker-acl", help="write Mosquitto's password and ACL files")
     acl.add_argument("--out", required=True, help="directory for password_file and acl_file")
@@ -267,15 +241,15 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="leave out the cloud's own login (ANJIA_CLOUD__MQTT__USERNAME/PASSWORD)",
     )
-    acl.set_defaults(func=_cmd_broker_acl)
+    acl.set_defaults(func=_with_settings(_cmd_broker_acl))
 
     operator = sub.add_parser("create-operator", help="create an operator account")
     operator.add_argument("username")
     operator.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
-    operator.set_defaults(func=_cmd_create_operator)
+    operator.set_defaults(func=_with_settings(_cmd_create_operator))
 
     rotate = sub.add_parser("rotate-keys", help="re-encrypt persons under the current key")
     rotate.add_argument("--batch-size", type=int, default=200)
-    rotate.set_defaults(func=_cmd_rotate_keys)
+    rotate.set_defaults(func=_with_settings(_cmd_rotate_keys))
