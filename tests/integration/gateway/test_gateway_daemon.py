@@ -8,7 +8,7 @@ the cloud is :class:`StandInCloud`, which stores readings deduplicated on ``read
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +27,6 @@ from gateway.demo_household import (
     METER_ADDRESS,
     HouseholdSims,
     measure_now,
-    start_household,
 )
 from gateway.settings import DeviceSettings
 from tests.brokers import Amqtt, Mosquitto, free_port
@@ -51,22 +50,6 @@ ABSENT_ADDRESS = "F0:5A:4A:00:00:09"
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-@pytest.fixture
-async def air() -> AsyncIterator[BumbleAir]:
-    shared = BumbleAir()
-    yield shared
-    await shared.close()
-
-
-@pytest.fixture
-async def household(air: BumbleAir) -> AsyncIterator[HouseholdSims]:
-    sims = await start_household(
-        air, glucose_scenario="well_controlled", bp_scenario="well_controlled", seed=3, records=30
-    )
-    yield sims
-    await sims.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from firmware_sim.device_base import DeviceInformation
 from firmware_sim.device_state import SimGlucoseMeter
 from firmware_sim.peripheral import SimMeter
 from firmware_sim.scenarios import GlucoseSample
-from gateway.demo_household import CUFF_ADDRESS, METER_ADDRESS, HouseholdSims, start_household
+from gateway.demo_household import CUFF_ADDRESS, METER_ADDRESS, HouseholdSims
 from gateway.discovery import DiscoveredAddresses
 from gateway.settings import DeviceSettings
 from tests.brokers import Mosquitto
@@ -30,22 +30,6 @@ DEVICES = [
     # enrolled but never on the air: keeps discovery of glucose meters going
     DeviceSettings(kind="glucose_meter", serial_number="AJG0000555", person="p-gran"),
 ]
-
-
-@pytest.fixture
-async def air() -> AsyncIterator[BumbleAir]:
-    shared = BumbleAir()
-    yield shared
-    await shared.close()
-
-
-@pytest.fixture
-async def household(air: BumbleAir) -> AsyncIterator[HouseholdSims]:
-    sims = await start_household(
-        air, glucose_scenario="well_controlled", bp_scenario="well_controlled", seed=9, records=12
-    )
-    yield sims
-    await sims.stop()
 
 
 @pytest.fixture
