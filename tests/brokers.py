@@ -53,6 +53,16 @@ def wait_for_port(
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL when it has not exited after ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 def find_system_binary(candidates: tuple[str, ...], package: str, tests: str) -> str:
     """The first of ``candidates`` on this machine; otherwise skip, or fail under CI
     (``CI=true``), where ``make test`` has installed ``package`` (.ci/system-deps.sh)."""
@@ -168,14 +178,8 @@ class Mosquitto:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        if proc is not None:
+            stop_process(proc)
 
     def reload(self) -> None:
         """SIGHUP: Mosquitto re-reads its password and ACL files."""

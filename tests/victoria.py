@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.brokers import find_system_binary, free_port, wait_for_port
+from tests.brokers import find_system_binary, free_port, stop_process, wait_for_port
 
 VM_CANDIDATES = ("victoria-metrics", "/usr/bin/victoria-metrics", "/usr/local/bin/victoria-metrics")
 
@@ -85,14 +85,8 @@ class VictoriaMetrics:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        if proc is not None:
+            stop_process(proc, timeout_s=10)
 
     def log(self) -> str:
         path = self.workdir / "victoria-metrics.log"
