@@ -4,11 +4,22 @@ the bench scripts run as ``python bench/<name>.py`` (their folder is on ``sys.pa
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["commit_of_tree", "log", "percentile", "uncommitted_sources"]
+__all__ = [
+    "commit_of_tree",
+    "log",
+    "machine_info",
+    "percentile",
+    "uncommitted_sources",
+    "write_results",
+]
 
 
 def log(line: str) -> None:
@@ -42,3 +53,17 @@ def uncommitted_sources(root: Path, packages: Sequence[str]) -> list[str]:
     """Python files of ``packages`` that differ from the recorded commit."""
     out = _git(root, "status", "--porcelain", "--", *packages) or ""
     return [line[3:] for line in out.splitlines() if line.endswith(".py")]
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def write_results(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    log(f"\nwrote {path}")

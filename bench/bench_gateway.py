@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import cProfile
 import dataclasses
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -60,7 +59,14 @@ if str(ROOT) not in sys.path:  # run as a script: the repository's packages and 
 
 import msgspec  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
-from bench_common import commit_of_tree, log, percentile, uncommitted_sources  # noqa: E402
+from bench_common import (  # noqa: E402
+    commit_of_tree,
+    log,
+    machine_info,
+    percentile,
+    uncommitted_sources,
+    write_results,
+)
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
 
 from device_drivers.model import DeviceIdentity, DeviceKind, GlucoseContext, GlucoseReading  # noqa: E402
@@ -907,17 +913,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": platform.python_version(),
         "paho_mqtt": version("paho-mqtt"),
         "bumble": version("bumble"),
-        "machine": {
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-        },
+        "machine": machine_info(),
         "load_avg_1m": round(load, 2),
         "load_avg_1m_before": round(load_before, 2),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    log(f"\nwrote {args.output}")
+    write_results(args.output, result)
     return 0
 
 

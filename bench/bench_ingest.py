@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -59,7 +58,14 @@ if str(ROOT) not in sys.path:  # run as a script: the repository's packages and 
     sys.path.insert(0, str(ROOT))
 
 import paho.mqtt.client as mqtt  # noqa: E402
-from bench_common import commit_of_tree, log, percentile, uncommitted_sources  # noqa: E402
+from bench_common import (  # noqa: E402
+    commit_of_tree,
+    log,
+    machine_info,
+    percentile,
+    uncommitted_sources,
+    write_results,
+)
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
@@ -735,17 +741,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": platform.python_version(),
         "paho_mqtt": version("paho-mqtt"),
         "sqlalchemy": version("sqlalchemy"),
-        "machine": {
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-        },
+        "machine": machine_info(),
         "load_avg_1m": round(load, 2),
         "load_avg_1m_before": round(load_before, 2),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    log(f"\nwrote {args.output}")
+    write_results(args.output, result)
     return 0
 
 
