@@ -8,6 +8,7 @@ IO module.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -77,8 +78,9 @@ def att_error(exc: SimAttError) -> att.ATT_Error:
     return att.ATT_Error(exc.code)
 
 
-class SimPeripheral:
-    """Device, advertising, connection bookkeeping and the support services."""
+class SimPeripheral(abc.ABC):
+    """Device, advertising, connection bookkeeping and the support services; a subclass adds its
+    profile's services (glucose meter, blood-pressure cuff)."""
 
     primary_service: int
     appearance: int
@@ -250,7 +252,7 @@ class SimPeripheral:
         connection.on(connection.EVENT_PAIRING, on_pairing)
         connection.on(connection.EVENT_DISCONNECTION, on_disconnection)
 
-    def _on_link_lost(self) -> None:
+    def _on_link_lost(self) -> None:  # noqa: B027 - an optional hook: nothing by default
         """Subclasses stop their running procedures."""
 
     def _on_subscription(
@@ -262,7 +264,7 @@ class SimPeripheral:
         self._state.set_subscription(uuid16, notify=notify, indicate=indicate)
         self._subscribed(uuid16, notify, indicate)
 
-    def _subscribed(self, uuid16: int, notify: bool, indicate: bool) -> None:
+    def _subscribed(self, uuid16: int, notify: bool, indicate: bool) -> None:  # noqa: B027
         """Subclasses react to CCCD writes."""
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
@@ -326,8 +328,9 @@ class SimPeripheral:
             ]
         return services
 
+    @abc.abstractmethod
     def _profile_services(self) -> list[Service]:
-        raise NotImplementedError
+        """The services of the device's profile, built with the GATT server's callbacks."""
 
     def _support_services(self) -> list[Service]:
         state = self._state
