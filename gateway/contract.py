@@ -84,9 +84,11 @@ __all__ = [
     "decode_envelope",
     "decode_event",
     "decode_reading",
+    "decode_readings",
     "decode_status",
     "encode",
     "encode_envelope",
+    "encode_envelope_body",
     "encode_reading",
     "from_reading",
     "known_kind",
@@ -324,8 +326,16 @@ def encode_envelope(
 ) -> bytes:
     """Build a ReadingEnvelope from readings already encoded by :func:`encode_reading`, by
     concatenation (the publisher's hot path): byte for byte what :func:`encode` would give."""
-    if not 0 < len(readings) <= MAX_READINGS_PER_ENVELOPE:
-        raise ContractError(ContractFault.INVALID, f"{len(readings)} readings in one envelope")
+    return encode_envelope_body(message_id, gateway_id, sent_at, b",".join(readings), len(readings))
+
+
+def encode_envelope_body(
+    message_id: str, gateway_id: str, sent_at: datetime, body: bytes, count: int
+) -> bytes:
+    """:func:`encode_envelope` for ``count`` readings already joined by ``,`` into ``body``
+    (as the outbox hands them out)."""
+    if not 0 < count <= MAX_READINGS_PER_ENVELOPE:
+        raise ContractError(ContractFault.INVALID, f"{count} readings in one envelope")
     validate_id(message_id, "message_id")
     validate_id(gateway_id)
     head = msgspec.json.encode(
@@ -336,7 +346,7 @@ def encode_envelope(
             sent_at=_utc(sent_at, "sent_at") or sent_at,
         )
     )
-    return b"".join((head[:-1], b',"readings":[', b",".join(readings), b"]}"))
+    return b"".join((head[:-1], b',"readings":[', body, b"]}"))
 
 
 class _EnvelopeHead(msgspec.Struct, frozen=True):
@@ -359,6 +369,7 @@ _CONFIG_DECODER: Final = msgspec.json.Decoder(ConfigMessage)
 _STATUS_DECODER: Final = msgspec.json.Decoder(StatusMessage)
 _EVENT_DECODER: Final = msgspec.json.Decoder(EventMessage)
 _READING_DECODER: Final = msgspec.json.Decoder(ReadingMessage)
+_READINGS_DECODER: Final = msgspec.json.Decoder(tuple[ReadingMessage, ...])
 _VERSION_DECODER: Final = msgspec.json.Decoder(_Version)
 
 
@@ -444,6 +455,18 @@ def decode_event(
 def decode_reading(data: bytes | bytearray | memoryview) -> ReadingMessage:
     """One reading on its own (as the gateway outbox stores it); not a wire message."""
     return _decode(data, _READING_DECODER, MAX_READING_BYTES, None, versioned=False)
+
+
+def decode_readings(data: bytes | bytearray | memoryview) -> tuple[ReadingMessage, ...]:
+    """A JSON array of readings as :func:`encode_reading` gives them; not a wire message."""
+    if len(data) > MAX_READING_BYTES * MAX_READINGS_PER_ENVELOPE:
+        raise ContractError(ContractFault.TOO_LARGE, f"{len(data)} bytes")
+    try:
+        return _READINGS_DECODER.decode(data)
+    except msgspec.ValidationError as exc:
+        raise ContractError(ContractFault.INVALID, str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise ContractError(ContractFault.MALFORMED, str(exc)) from exc
 
 
 def decode(topic_name: str, data: bytes | bytearray | memoryview) -> tuple[str, Message]:

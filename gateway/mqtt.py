@@ -25,6 +25,7 @@ gateway was offline wait at the broker. The status topic is retained, with a las
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -55,7 +56,7 @@ from gateway.contract import (
     decode_ack,
     decode_config,
     encode,
-    encode_envelope,
+    encode_envelope_body,
     topic,
 )
 from gateway.event_queue import EventQueue
@@ -142,6 +143,10 @@ class MqttPublisher:
         self._software_version = software_version
         self._topics = {channel: topic(gateway_id, channel) for channel in Channel}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._posted: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._drain_scheduled = False
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="anjia-outbox")
         self._client = self._make_client()
         self._connected = asyncio.Event()
@@ -155,7 +160,7 @@ class MqttPublisher:
         self._inflight: dict[int, _InFlight] = {}
         self._bulk_inflight = 0
         self._unacked = 0
-        self._ack_ids: list[str] = []
+        self._acks: list[tuple[str | None, tuple[str, ...]]] = []  # (message id, reading ids)
         self._rejections: list[RejectedReading] = []
         self._pubacked: list[str] = []
         self._last_ack_monotonic = time.monotonic()
@@ -234,10 +239,27 @@ class MqttPublisher:
 
     # --- paho callbacks (network thread): hand over to the loop -----------------------------
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop, in the order of the calls. The calls queue up and one
+        wake-up of the loop runs all that arrived meanwhile: a replay brings a PUBACK and an ack
+        per envelope, and a wake-up per callback cost more than the handlers themselves."""
+        self._posted.append((fn, args))
+        if self._drain_scheduled:
+            return
         loop = self._loop
         if loop is not None and not loop.is_closed():
+            self._drain_scheduled = True
             with contextlib.suppress(RuntimeError):  # the loop closed under us
-                loop.call_soon_threadsafe(fn, *args)
+                loop.call_soon_threadsafe(self._drain_posted)
+
+    def _drain_posted(self) -> None:
+        self._drain_scheduled = False  # first: a call arriving from now on schedules again
+        posted = self._posted
+        while posted:
+            fn, args = posted.popleft()
+            try:
+                fn(*args)
+            except Exception:  # one failing handler must not hold back the others
+                _LOGGER.exception("%s: handling a broker callback failed", self.gateway_id)
 
     def _paho_connect(
         self,
@@ -359,8 +381,7 @@ class MqttPublisher:
     def _on_ack(self, ack: AckMessage) -> None:
         self.stats.acks_received += 1
         self._last_ack_monotonic = time.monotonic()
-        self._ack_ids.extend(ack.accepted)
-        self._ack_ids.extend(ack.duplicates)
+        self._acks.append((ack.message_id, ack.accepted + ack.duplicates))
         self._rejections.extend(
             RejectedReading(r.reading_id, r.reason, r.detail, r.retryable) for r in ack.rejected
         )
@@ -381,6 +402,7 @@ class MqttPublisher:
     async def start(self) -> None:
         """Connect in the background (paho retries with backoff) and start the publish loop."""
         self._loop = asyncio.get_running_loop()
+        self._drain_scheduled = False
         cfg = self.settings
         properties = None
         if cfg.protocol == "mqtt5":
@@ -515,47 +537,66 @@ class MqttPublisher:
         return info  # NO_CONN: paho keeps QoS 1 messages and sends them after reconnecting
 
     async def _run(self) -> None:
+        trip: asyncio.Future[tuple[int, int, list[Batch]]] | None = None
         while not self._stopping:
             self._wake.clear()
             await self._connected.wait()
             worked = await self._flush_events()
-            worked = await self._requeue_if_due() or worked
-            acks, self._ack_ids = self._ack_ids, []
-            rejections, self._rejections = self._rejections, []
-            pubacked, self._pubacked = self._pubacked, []
-            cfg = self.settings
-            # envelopes the windows allow now: all taken in one trip to the outbox thread (a
-            # trip per envelope cost more in thread hand-offs than the outbox's own work)
-            bulk = max(
-                0,
-                min(
-                    cfg.inflight_messages - self._bulk_inflight,
-                    -(-(cfg.max_unacked_readings - self._unacked) // cfg.batch_max_readings),
-                    MAX_BATCHES_PER_TRIP,
-                ),
-            )
-            removed, rejected, batches = await self._in_db(
-                self._cycle, acks, rejections, pubacked, bulk
-            )
+            if trip is None:
+                worked = await self._requeue_if_due() or worked
+                trip = self._start_trip()
+            removed, rejected, batches = await trip
+            trip = None
             if removed or rejected:
                 self.stats.readings_acked += removed
                 self.stats.readings_rejected += rejected
                 self._unacked = max(0, self._unacked - removed - rejected)
                 worked = True
             if batches:
+                if not self._requeue_due():
+                    # the next trip to the outbox thread reads while these go out (SQLite runs
+                    # without the GIL): the envelopes about to be sent count as in flight
+                    trip = self._start_trip(
+                        sum(not batch.urgent for batch in batches),
+                        sum(len(batch.reading_ids) for batch in batches),
+                    )
                 for batch in batches:
                     self._send(batch)
                 continue
             if not worked and not (
-                self._ack_ids or self._rejections or self._pubacked or self._events_pubacked
+                self._acks or self._rejections or self._pubacked or self._events_pubacked
             ):
                 self._idle.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), TICK_S)
 
+    def _start_trip(
+        self, sending_bulk: int = 0, sending_readings: int = 0
+    ) -> asyncio.Future[tuple[int, int, list[Batch]]]:
+        """One trip to the outbox thread with the acks so far, for as many envelopes as the
+        windows allow now (``sending_*``: envelopes taken and not yet published)."""
+        acks, self._acks = self._acks, []
+        rejections, self._rejections = self._rejections, []
+        pubacked, self._pubacked = self._pubacked, []
+        cfg = self.settings
+        unacked = self._unacked + sending_readings
+        bulk = max(
+            0,
+            min(
+                cfg.inflight_messages - self._bulk_inflight - sending_bulk,
+                -(-(cfg.max_unacked_readings - unacked) // cfg.batch_max_readings),
+                MAX_BATCHES_PER_TRIP,
+            ),
+        )
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._db, self._cycle, acks, rejections, pubacked, bulk)
+
+    def _requeue_due(self) -> bool:
+        return self._requeue_pending or time.monotonic() - self._last_timeout_check >= TICK_S
+
     def _cycle(
         self,
-        acks: list[str],
+        acks: list[tuple[str | None, tuple[str, ...]]],
         rejections: list[RejectedReading],
         pubacked: list[str],
         bulk: int,
@@ -564,7 +605,7 @@ class MqttPublisher:
         urgent readings always (one per envelope, first), up to ``bulk`` bulk envelopes."""
         if pubacked:
             self.outbox.mark_published(pubacked)
-        removed = self.outbox.ack(acks) if acks else 0
+        removed = sum(self.outbox.ack(ids, message_id) for message_id, ids in acks)
         rejected = self.outbox.reject(rejections) if rejections else 0
         batches: list[Batch] = []
         while len(batches) < MAX_BATCHES_PER_TRIP:
@@ -615,15 +656,17 @@ class MqttPublisher:
         return worked
 
     def _send(self, batch: Batch) -> None:
-        payload = encode_envelope(batch.message_id, self.gateway_id, self._clock(), batch.payloads)
+        n = len(batch.reading_ids)
+        payload = encode_envelope_body(
+            batch.message_id, self.gateway_id, self._clock(), batch.body, n
+        )
         try:
             info = self._publish(self._topics[Channel.READINGS], payload)
         except PublishError:
             _LOGGER.exception("%s: could not publish %s", self.gateway_id, batch.message_id)
             self._requeue_pending = True  # hand the readings back (all in flight, resent)
             return
-        self._inflight[info.mid] = _InFlight(batch.message_id, len(batch.reading_ids), batch.urgent)
-        n = len(batch.reading_ids)
+        self._inflight[info.mid] = _InFlight(batch.message_id, n, batch.urgent)
         self._unacked += n
         self.stats.messages_published += 1
         self.stats.readings_published += n

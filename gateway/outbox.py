@@ -37,7 +37,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +50,7 @@ from gateway.contract import (
     EventMessage,
     EventType,
     ReadingMessage,
+    decode_readings,
     encode_reading,
 )
 
@@ -172,10 +173,17 @@ class AddResult:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
+    """Readings handed out under one message id. ``body``: their stored encodings joined by
+    ``,`` (what :func:`gateway.contract.encode_envelope_body` wraps), in ``reading_ids`` order."""
+
     message_id: str
     reading_ids: tuple[str, ...]
-    payloads: tuple[bytes, ...]
+    body: bytes
     urgent: bool
+
+    def readings(self) -> tuple[ReadingMessage, ...]:
+        """The readings, decoded (for tests and tools; the publisher sends ``body`` as is)."""
+        return decode_readings(b"[" + self.body + b"]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,16 +226,42 @@ class _Segment:
 
 @dataclass(slots=True)
 class _Sent:
-    """A message in flight (memory only): its readings, when it left, whether PUBACKed."""
+    """A message in flight (memory only): its readings, where they are, when it left, whether
+    PUBACKed, and which of them are no longer in flight (acked, rejected or requeued)."""
 
+    message_id: str
     reading_ids: tuple[str, ...]
-    seqs: tuple[int, ...]
+    parts: tuple[_Part, ...]
     sent_at: float
-    open: int  # its readings neither acked nor requeued yet
     pubacked: bool = False
+    closed: set[str] = field(default_factory=set)
+
+    @property
+    def open(self) -> int:
+        return len(self.reading_ids) - len(self.closed)
+
+    def located(self) -> Iterator[tuple[str, int, _Segment]]:
+        """(reading id, seq, segment) of every reading of the message, in order."""
+        ids = iter(self.reading_ids)
+        for part in self.parts:
+            for seq in part.seqs:
+                yield next(ids), seq, part.segment
 
 
-_Part = tuple[_Segment, list[tuple[int, str, bytes]]]  # rows read from one segment
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """Consecutive pending rows read from one segment (``body``: payloads joined by ``,``)."""
+
+    segment: _Segment
+    seqs: Sequence[int]
+    reading_ids: list[str]
+    body: bytes
+
+
+def _rows_part(seg: _Segment, rows: Sequence[tuple[int, str, bytes]]) -> _Part:
+    return _Part(
+        seg, [row[0] for row in rows], [row[1] for row in rows], b",".join(row[2] for row in rows)
+    )
 
 
 def _chunks(items: Sequence[_T]) -> Iterable[Sequence[_T]]:
@@ -283,8 +317,8 @@ class SqliteOutbox:
         # memory only (module docstring): lost on a restart, which then replays
         self._cursor = 0  # bulk readings are handed out in seq order from here
         self._taken: set[int] = set()  # seqs in flight or acked: never handed out again
-        self._flight: dict[str, tuple[int, str, _Segment]] = {}  # id -> (seq, message, segment)
-        self._sent: dict[str, _Sent] = {}  # message_id -> its readings
+        self._frontier = 0  # no non-urgent seq above this is taken (the fast scan's condition)
+        self._sent: dict[str, _Sent] = {}  # message_id -> its readings (in flight)
         self._armed = {level: self._live_depth < level * capacity for level in FILL_LEVELS}
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -414,6 +448,17 @@ class SqliteOutbox:
         for seg in self._segments:
             if seg.last_seq <= start or seg.rows == len(seg.acked):
                 continue
+            if start >= self._frontier:  # nothing ahead is taken: whole seq windows
+                while want > 0 and start < seg.last_seq:
+                    until = min(start + want, seg.last_seq)
+                    part = self._scan_window(seg, start, until)
+                    start = until
+                    if part is not None:
+                        out.append(part)
+                        want -= len(part.seqs)
+                if want <= 0:
+                    break
+                continue
             sql = (
                 f"SELECT seq, reading_id, payload FROM {seg.name} "  # noqa: S608
                 "WHERE seq > ? AND urgent = 0 ORDER BY seq LIMIT ?"
@@ -425,7 +470,7 @@ class SqliteOutbox:
                     break
                 got = [row for row in rows if row[0] not in taken][:want] if taken else rows
                 if got:
-                    out.append((seg, got))
+                    out.append(_rows_part(seg, got))
                     want -= len(got)
                 if len(rows) < step:
                     break
@@ -434,6 +479,27 @@ class SqliteOutbox:
             if want <= 0:
                 break
         return out
+
+    def _scan_window(self, seg: _Segment, after: int, until: int) -> _Part | None:
+        """The non-urgent rows of ``seg`` with ``after < seq <= until`` (none of them taken),
+        aggregated by SQLite into one row, ids and payloads joined in the scan's seq order:
+        the replay's hot path, ~1 µs a reading less than row by row. A window with gaps
+        (urgent or rejected rows inside) is read row by row, for its seqs."""
+        where = f"FROM {seg.name} WHERE seq > ? AND seq <= ? AND urgent = 0"
+        count, first, last, ids, body = self._db.execute(
+            "SELECT count(*), min(seq), max(seq), group_concat(reading_id, ' '), "
+            f"CAST(group_concat(payload, ',') AS BLOB) {where}",
+            (after, until),
+        ).fetchone()
+        if not count:
+            return None
+        reading_ids = ids.split(" ")
+        if last - first + 1 == count == len(reading_ids):
+            return _Part(seg, range(first, last + 1), reading_ids, body)
+        rows = self._db.execute(
+            f"SELECT seq, reading_id, payload {where} ORDER BY seq", (after, until)
+        )
+        return _rows_part(seg, rows.fetchall())
 
     def _scan_urgent(self, limit: int) -> list[_Part]:
         seqs = sorted(seq for seq in self._urgent if seq not in self._taken)[:limit]
@@ -445,7 +511,7 @@ class SqliteOutbox:
                 (seq,),
             ).fetchone()
             if row is not None:
-                out.append((seg, [row]))
+                out.append(_rows_part(seg, [row]))
         return out
 
     def _create_segment(self, seg: _Segment) -> None:
@@ -458,14 +524,18 @@ class SqliteOutbox:
             return False
         seg.acked.add(seq)
         self._taken.add(seq)
+        if seq not in self._urgent:
+            self._frontier = max(self._frontier, seq)
         if seg.acked_since is None:
             seg.acked_since = now
         return True
 
     def _forget(self, seg: _Segment, seqs: Iterable[int]) -> None:
-        for seq in seqs:
-            self._taken.discard(seq)
-            self._urgent.pop(seq, None)
+        gone = seqs if isinstance(seqs, set) else set(seqs)
+        self._taken.difference_update(gone)
+        if self._urgent:
+            for seq in [seq for seq in self._urgent if seq in gone]:
+                del self._urgent[seq]
 
     def _drop(self, seg: _Segment) -> None:
         """Every row of ``seg`` is acked: free it whole (the newest segment is emptied, an older
@@ -508,18 +578,22 @@ class SqliteOutbox:
             deleted += len(seqs)
         return deleted
 
-    def _release(self, reading_id: str) -> tuple[int, _Segment] | None:
-        """Take ``reading_id`` out of flight (its message no longer waits for it)."""
-        entry = self._flight.pop(reading_id, None)
-        if entry is None:
-            return None
-        seq, message_id, seg = entry
-        sent = self._sent.get(message_id)
-        if sent is not None:
-            sent.open -= 1
-            if sent.open <= 0:
-                del self._sent[message_id]
-        return seq, seg
+    def _locate(self, reading_ids: Iterable[str]) -> dict[str, tuple[_Sent, int, _Segment]]:
+        """Which in-flight message holds each of these readings, and where it is on disk
+        (a scan of everything in flight: for the rare paths, rejections and stray acks)."""
+        wanted = set(reading_ids)
+        found: dict[str, tuple[_Sent, int, _Segment]] = {}
+        for sent in self._sent.values():
+            for reading_id, seq, seg in sent.located():
+                if reading_id in wanted and reading_id not in sent.closed:
+                    found[reading_id] = (sent, seq, seg)
+        return found
+
+    def _close(self, sent: _Sent, reading_id: str) -> None:
+        """``reading_id`` no longer waits under its message (acked, rejected or requeued)."""
+        sent.closed.add(reading_id)
+        if not sent.open:
+            del self._sent[sent.message_id]
 
     # --- API --------------------------------------------------------------------------------
     def add(self, readings: Iterable[ReadingMessage], *, urgent: bool = False) -> AddResult:
@@ -631,24 +705,20 @@ class SqliteOutbox:
                 urgent = False
                 parts = self._scan_bulk(max_n)
                 if parts:
-                    self._cursor = parts[-1][1][-1][0]
+                    self._cursor = parts[-1].seqs[-1]
+                    self._frontier = max(self._frontier, self._cursor)
             if not parts:
                 return None
             message_id = self._new_message_id()
-            seqs: list[int] = []
-            reading_ids: list[str] = []
-            payloads: list[bytes] = []
-            flight = self._flight
-            for seg, rows in parts:
-                for seq, reading_id, payload in rows:
-                    seqs.append(seq)
-                    reading_ids.append(reading_id)
-                    payloads.append(payload)
-                    flight[reading_id] = (seq, message_id, seg)
-            self._taken.update(seqs)
-            ids = tuple(reading_ids)
-            self._sent[message_id] = _Sent(ids, tuple(seqs), self._clock(), len(seqs))
-        return Batch(message_id, ids, tuple(payloads), urgent)
+            for part in parts:
+                self._taken.update(part.seqs)
+            if len(parts) == 1:
+                ids, body = tuple(parts[0].reading_ids), parts[0].body
+            else:
+                ids = tuple(rid for part in parts for rid in part.reading_ids)
+                body = b",".join(part.body for part in parts)
+            self._sent[message_id] = _Sent(message_id, ids, tuple(parts), self._clock())
+        return Batch(message_id, ids, body, urgent)
 
     def mark_published(self, message_ids: Iterable[str]) -> int:
         """Note the broker's PUBACK for these messages (nothing is removed); how many of their
@@ -662,42 +732,62 @@ class SqliteOutbox:
                     count += sent.open
         return count
 
-    def ack(self, reading_ids: Iterable[str]) -> int:
+    def ack(self, reading_ids: Sequence[str], message_id: str | None = None) -> int:
         """The cloud stored these (accepted or duplicate): remove them (at once from
-        :meth:`depth`; from the file with their whole segment). Unknown ids are ignored (a late
-        or repeated ack). Returns how many were removed."""
+        :meth:`depth`; from the file with their whole segment). ``message_id``: the message the
+        ack answers (the fast path when it names all of that message's readings). Unknown ids
+        are ignored (a late or repeated ack). Returns how many were removed."""
         removed = 0
         now = time.monotonic()
         with self._lock:
             touched: set[_Segment] = set()
-            unknown = []
-            flight_pop = self._flight.pop
-            sent_get = self._sent.get
-            for reading_id in reading_ids:  # the hot path, inlined: ~1 µs per reading
-                entry = flight_pop(reading_id, None)
-                if entry is None:
-                    unknown.append(reading_id)
-                    continue
-                seq, message_id, seg = entry
-                sent = sent_get(message_id)
-                if sent is not None:
-                    sent.open -= 1
-                    if sent.open <= 0:
-                        del self._sent[message_id]
-                acked = seg.acked
-                if seq not in acked:  # in flight: already taken
-                    acked.add(seq)
-                    if seg.acked_since is None:
-                        seg.acked_since = now
-                    touched.add(seg)
-                    removed += 1
-            if unknown:  # not in flight here: sent by a previous process, or requeued meanwhile
-                for seg, seq, _ in self._find(unknown).values():
+            sent = self._sent.get(message_id) if message_id is not None else None
+            rest: Sequence[str] = reading_ids
+            if sent is not None and not sent.closed and _same_ids(reading_ids, sent.reading_ids):
+                del self._sent[sent.message_id]  # the whole message: no per-reading work here
+                for part in sent.parts:
+                    acked = part.segment.acked
+                    before = len(acked)
+                    acked.update(part.seqs)
+                    if len(acked) > before:
+                        removed += len(acked) - before
+                        if part.segment.acked_since is None:
+                            part.segment.acked_since = now
+                        touched.add(part.segment)
+                rest = ()
+            elif sent is not None:  # part of the message (the rest rejected or acked apart)
+                where = {rid: (seq, seg) for rid, seq, seg in sent.located()}
+                rest = []
+                for reading_id in reading_ids:
+                    if reading_id in where and reading_id not in sent.closed:
+                        seq, seg = where[reading_id]
+                        if self._mark_acked(seg, seq, now):
+                            removed += 1
+                            touched.add(seg)
+                        self._close(sent, reading_id)
+                    else:
+                        rest.append(reading_id)
+            if rest:  # under another message (requeued and sent again), or not in flight here
+                located = self._locate(rest)
+                unknown = []
+                for reading_id in rest:
+                    if reading_id in located:
+                        holder, seq, seg = located[reading_id]
+                        if reading_id in holder.closed:
+                            continue  # named twice in this ack
+                        if self._mark_acked(seg, seq, now):
+                            removed += 1
+                            touched.add(seg)
+                        self._close(holder, reading_id)
+                    else:
+                        unknown.append(reading_id)
+                # not in flight: sent by a previous process, or requeued meanwhile
+                for seg, seq, _ in self._find(unknown).values() if unknown else ():
                     if self._mark_acked(seg, seq, now):
                         removed += 1
                         touched.add(seg)
             for seg in touched:
-                if len(seg.acked) >= seg.rows:
+                if len(seg.acked) >= seg.rows and seg in self._segments:
                     self._drop(seg)
             self._fill_warnings()
         return removed
@@ -718,10 +808,11 @@ class SqliteOutbox:
         moved = 0
         with self._lock:
             where: dict[str, tuple[_Segment, int]] = {}
+            located = self._locate(item.reading_id for item in items)
             for item in items:
-                released = self._release(item.reading_id)
-                if released is not None:
-                    seq, seg = released
+                if item.reading_id in located:
+                    holder, seq, seg = located.pop(item.reading_id)
+                    self._close(holder, item.reading_id)
                     where[item.reading_id] = (seg, seq)
                     if item.retryable:
                         self._taken.discard(seq)
@@ -775,10 +866,8 @@ class SqliteOutbox:
                 if published_only and not sent.pubacked:
                     continue
                 del self._sent[message_id]
-                for reading_id, seq in zip(sent.reading_ids, sent.seqs, strict=True):
-                    entry = self._flight.get(reading_id)
-                    if entry is not None and entry[:2] == (seq, message_id):
-                        del self._flight[reading_id]
+                for reading_id, seq, _ in sent.located():
+                    if reading_id not in sent.closed:
                         self._taken.discard(seq)
                         self._cursor = min(self._cursor, seq - 1)
                         count += 1
@@ -804,7 +893,7 @@ class SqliteOutbox:
                         break
                 if oldest is not None:
                     break
-            in_flight = len(self._flight)
+            in_flight = sum(sent.open for sent in self._sent.values())
             return OutboxStats(
                 pending=self._live_depth - in_flight,
                 in_flight=in_flight,
@@ -832,9 +921,11 @@ class SqliteOutbox:
             sent = self._sent.get(message_id)
             if sent is None:
                 return ()
-            out = []
-            for reading_id, seq in zip(sent.reading_ids, sent.seqs, strict=True):
-                entry = self._flight.get(reading_id)
-                if entry is not None and entry[:2] == (seq, message_id):
-                    out.append(reading_id)
-            return tuple(out)
+            return tuple(rid for rid in sent.reading_ids if rid not in sent.closed)
+
+
+def _same_ids(given: Sequence[str], sent: tuple[str, ...]) -> bool:
+    """``given`` names exactly the readings ``sent`` (in any order, no repeats)."""
+    if len(given) != len(sent):
+        return False
+    return tuple(given) == sent or set(given) == set(sent)

@@ -17,7 +17,6 @@ from device_drivers.model import DeviceIdentity, DeviceKind, GlucoseReading
 from gateway.contract import (
     ContractError,
     ReadingMessage,
-    decode_reading,
     encode_reading,
     from_reading,
 )
@@ -70,7 +69,7 @@ def outbox(tmp_path: Path, clock: Clock) -> Iterator[SqliteOutbox]:
 def drain(outbox: SqliteOutbox, max_n: int = 10) -> list[ReadingMessage]:
     out: list[ReadingMessage] = []
     while (batch := outbox.next_batch(max_n)) is not None:
-        out.extend(decode_reading(p) for p in batch.payloads)
+        out.extend(batch.readings())
         outbox.ack(batch.reading_ids)
     return out
 
