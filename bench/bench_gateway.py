@@ -149,38 +149,65 @@ def lean_acker_process(
     port: int, ready: Any, stop: Any, stored: Any, track: Any, results: Any, envelopes: Any
 ) -> None:
     """A cloud stand-in that decodes only what an ack needs (message and reading ids), dedupes
-    in a set and acks: the least any cloud must do, so that the replay measures the gateway and
-    not the stand-in's full decoding (which alone caps at ~100,000 readings/s here)."""
+    in a set and acks the way the cloud's ingest worker does (cloud/ingest/records.py): one ack
+    per gateway per batch, a batch closing ``batch_interval_ms`` after its first envelope or at
+    ``batch_size`` envelopes (the cloud's defaults), at most ``MAX_IDS_PER_ACK`` ids per list.
+    The least any cloud must do, so that the replay measures the gateway and not the stand-in's
+    full decoding (which alone caps at ~100,000 readings/s here)."""
+    from cloud.ingest.records import MAX_IDS_PER_ACK
+    from cloud.settings import IngestMqttSettings
+
+    cloud = IngestMqttSettings()
     seen: set[str] = set()
     duplicates = 0
     arrivals: list[tuple[float, float, bool]] = []
     decoder = msgspec.json.Decoder(_LeanEnvelope)
+    lock = threading.Lock()
+    batch: dict[str, tuple[str, list[str], list[str]]] = {}  # gateway -> message, new, again
+    batch_started: float | None = None
+    batch_envelopes = 0
+
+    def flush(client: mqtt.Client) -> None:
+        nonlocal batch, batch_started, batch_envelopes
+        with lock:
+            closing, batch, batch_started, batch_envelopes = batch, {}, None, 0
+        for gateway_id, (message_id, accepted, again) in closing.items():
+            while accepted or again:
+                ack = c.AckMessage(
+                    schema_version=c.SCHEMA_VERSION,
+                    gateway_id=gateway_id,
+                    message_id=message_id,
+                    acked_at=datetime.now(UTC),
+                    accepted=tuple(accepted[:MAX_IDS_PER_ACK]),
+                    duplicates=tuple(again[:MAX_IDS_PER_ACK]),
+                )
+                client.publish(c.topic(gateway_id, c.Channel.ACKS), c.encode(ack), qos=1)
+                accepted, again = accepted[MAX_IDS_PER_ACK:], again[MAX_IDS_PER_ACK:]
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        nonlocal duplicates
+        nonlocal duplicates, batch_started, batch_envelopes
         arrived = time.time()
         envelope = decoder.decode(message.payload)
-        accepted: list[str] = []
-        again: list[str] = []
-        for r in envelope.readings:
-            (again if r.reading_id in seen else accepted).append(r.reading_id)
-        duplicates += len(again)
-        seen.update(accepted)
-        ack = c.AckMessage(
-            schema_version=c.SCHEMA_VERSION,
-            gateway_id=envelope.gateway_id,
-            message_id=envelope.message_id,
-            acked_at=datetime.now(UTC),
-            accepted=tuple(accepted),
-            duplicates=tuple(again),
-        )
-        client.publish(c.topic(envelope.gateway_id, c.Channel.ACKS), c.encode(ack), qos=1)
+        with lock:
+            _, accepted, again = batch.get(envelope.gateway_id) or ("", [], [])
+            for r in envelope.readings:
+                (again if r.reading_id in seen else accepted).append(r.reading_id)
+                if r.reading_id in seen:
+                    duplicates += 1
+                seen.add(r.reading_id)
+            batch[envelope.gateway_id] = (envelope.message_id, accepted, again)
+            batch_envelopes += 1
+            if batch_started is None:
+                batch_started = time.monotonic()
+            full = batch_envelopes >= cloud.batch_size
         envelopes.value += 1
         if track.value:
             for r in envelope.readings:
                 if r.urgent and r.received_at:
                     received = datetime.fromisoformat(r.received_at).timestamp()
                     arrivals.append((arrived, received, True))
+        if full:
+            flush(client)
 
     def on_connect(client: mqtt.Client, *_: object) -> None:
         client.subscribe([(c.cloud_filter(c.Channel.READINGS), 1)])
@@ -195,7 +222,11 @@ def lean_acker_process(
     client.on_subscribe = lambda *_: ready.set()
     client.connect("127.0.0.1", port)
     client.loop_start()
-    while not stop.wait(0.02):
+    interval = cloud.batch_interval_ms / 1000
+    while not stop.wait(0.002):
+        started = batch_started
+        if started is not None and time.monotonic() - started >= interval:
+            flush(client)
         stored.value = len(seen)
     client.disconnect()
     client.loop_stop()

@@ -32,11 +32,13 @@ triggered, re-armed 5 % below) for the caller to send as an event; refusing logs
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import sqlite3
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -224,7 +226,7 @@ class _Segment:
         return f"{_SEGMENT}{self.number}"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Sent:
     """A message in flight (memory only): its readings, where they are, when it left, whether
     PUBACKed, and which of them are no longer in flight (acked, rejected or requeued)."""
@@ -319,6 +321,7 @@ class SqliteOutbox:
         self._taken: set[int] = set()  # seqs in flight or acked: never handed out again
         self._frontier = 0  # no non-urgent seq above this is taken (the fast scan's condition)
         self._sent: dict[str, _Sent] = {}  # message_id -> its readings (in flight)
+        self._index: dict[str, _Sent] = {}  # reading_id -> its message, while in flight
         self._armed = {level: self._live_depth < level * capacity for level in FILL_LEVELS}
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -551,14 +554,17 @@ class SqliteOutbox:
         seg.acked_since = None
 
     def _flush(self, max_age_s: float) -> int:
-        """Delete row by row the acked rows of segments that waited ``max_age_s`` to drain."""
+        """Drop the segments whose every row is acked; delete row by row the acked rows of
+        segments that waited ``max_age_s`` to drain. How many rows went one by one."""
         now = time.monotonic()
         deleted = 0
         for seg in list(self._segments):
-            if seg.acked_since is None or now - seg.acked_since < max_age_s:
+            if seg.acked_since is None:
                 continue
-            if len(seg.acked) >= seg.rows:
+            if len(seg.acked) >= seg.rows:  # every row acked: free it whole, whatever its age
                 self._drop(seg)
+                continue
+            if now - seg.acked_since < max_age_s:
                 continue
             seqs = sorted(seg.acked)
             self._db.execute("BEGIN")
@@ -579,19 +585,27 @@ class SqliteOutbox:
         return deleted
 
     def _locate(self, reading_ids: Iterable[str]) -> dict[str, tuple[_Sent, int, _Segment]]:
-        """Which in-flight message holds each of these readings, and where it is on disk
-        (a scan of everything in flight: for the rare paths, rejections and stray acks)."""
-        wanted = set(reading_ids)
+        """Which in-flight message holds each of these readings, and where it is on disk."""
         found: dict[str, tuple[_Sent, int, _Segment]] = {}
-        for sent in self._sent.values():
-            for reading_id, seq, seg in sent.located():
-                if reading_id in wanted and reading_id not in sent.closed:
-                    found[reading_id] = (sent, seq, seg)
+        maps: dict[str, dict[str, tuple[int, _Segment]]] = {}
+        for reading_id in reading_ids:
+            sent = self._index.get(reading_id)
+            if sent is None:
+                continue
+            where = maps.get(sent.message_id)
+            if where is None:
+                where = maps[sent.message_id] = {
+                    rid: (seq, seg) for rid, seq, seg in sent.located()
+                }
+            seq, seg = where[reading_id]
+            found[reading_id] = (sent, seq, seg)
         return found
 
     def _close(self, sent: _Sent, reading_id: str) -> None:
         """``reading_id`` no longer waits under its message (acked, rejected or requeued)."""
         sent.closed.add(reading_id)
+        if self._index.get(reading_id) is sent:
+            del self._index[reading_id]
         if not sent.open:
             del self._sent[sent.message_id]
 
@@ -717,7 +731,8 @@ class SqliteOutbox:
             else:
                 ids = tuple(rid for part in parts for rid in part.reading_ids)
                 body = b",".join(part.body for part in parts)
-            self._sent[message_id] = _Sent(message_id, ids, tuple(parts), self._clock())
+            sent = self._sent[message_id] = _Sent(message_id, ids, tuple(parts), self._clock())
+            self._index.update(dict.fromkeys(ids, sent))
         return Batch(message_id, ids, body, urgent)
 
     def mark_published(self, message_ids: Iterable[str]) -> int:
@@ -732,63 +747,49 @@ class SqliteOutbox:
                     count += sent.open
         return count
 
-    def ack(self, reading_ids: Sequence[str], message_id: str | None = None) -> int:
+    def ack(self, reading_ids: Iterable[str]) -> int:
         """The cloud stored these (accepted or duplicate): remove them (at once from
-        :meth:`depth`; from the file with their whole segment). ``message_id``: the message the
-        ack answers (the fast path when it names all of that message's readings). Unknown ids
-        are ignored (a late or repeated ack). Returns how many were removed."""
+        :meth:`depth`; from the file with their whole segment). Unknown ids are ignored (a late
+        or repeated ack). Returns how many were removed."""
         removed = 0
         now = time.monotonic()
         with self._lock:
-            touched: set[_Segment] = set()
-            sent = self._sent.get(message_id) if message_id is not None else None
-            rest: Sequence[str] = reading_ids
-            if sent is not None and not sent.closed and _same_ids(reading_ids, sent.reading_ids):
-                del self._sent[sent.message_id]  # the whole message: no per-reading work here
-                for part in sent.parts:
-                    acked = part.segment.acked
-                    before = len(acked)
-                    acked.update(part.seqs)
-                    if len(acked) > before:
-                        removed += len(acked) - before
-                        if part.segment.acked_since is None:
-                            part.segment.acked_since = now
-                        touched.add(part.segment)
-                rest = ()
-            elif sent is not None:  # part of the message (the rest rejected or acked apart)
+            ids = list(reading_ids)
+            # the hot path, in C: take each id out of the index, count them per message
+            holders = list(map(self._index.pop, ids, itertools.repeat(None)))
+            unknown = (
+                [rid for rid, sent in zip(ids, holders, strict=True) if sent is None]
+                if None in holders
+                else []
+            )
+            for sent, count in Counter(holders).items():
+                if sent is None:
+                    continue
+                if not sent.closed and count == len(sent.reading_ids):
+                    del self._sent[sent.message_id]  # the whole message: by its seq ranges
+                    for part in sent.parts:
+                        acked = part.segment.acked
+                        before = len(acked)
+                        acked.update(part.seqs)
+                        if len(acked) > before:
+                            removed += len(acked) - before
+                            if part.segment.acked_since is None:
+                                part.segment.acked_since = now
+                    continue
                 where = {rid: (seq, seg) for rid, seq, seg in sent.located()}
-                rest = []
-                for reading_id in reading_ids:
-                    if reading_id in where and reading_id not in sent.closed:
-                        seq, seg = where[reading_id]
-                        if self._mark_acked(seg, seq, now):
-                            removed += 1
-                            touched.add(seg)
-                        self._close(sent, reading_id)
-                    else:
-                        rest.append(reading_id)
-            if rest:  # under another message (requeued and sent again), or not in flight here
-                located = self._locate(rest)
-                unknown = []
-                for reading_id in rest:
-                    if reading_id in located:
-                        holder, seq, seg = located[reading_id]
-                        if reading_id in holder.closed:
-                            continue  # named twice in this ack
-                        if self._mark_acked(seg, seq, now):
-                            removed += 1
-                            touched.add(seg)
-                        self._close(holder, reading_id)
-                    else:
-                        unknown.append(reading_id)
-                # not in flight: sent by a previous process, or requeued meanwhile
-                for seg, seq, _ in self._find(unknown).values() if unknown else ():
+                for reading_id in (r for r, h in zip(ids, holders, strict=True) if h is sent):
+                    seq, seg = where[reading_id]
                     if self._mark_acked(seg, seq, now):
                         removed += 1
-                        touched.add(seg)
-            for seg in touched:
-                if len(seg.acked) >= seg.rows and seg in self._segments:
-                    self._drop(seg)
+                    sent.closed.add(reading_id)
+                if not sent.open:
+                    del self._sent[sent.message_id]
+            # not in flight: sent by a previous process, requeued meanwhile, or named twice
+            for seg, seq, _ in self._find(unknown).values() if unknown else ():
+                if self._mark_acked(seg, seq, now):
+                    removed += 1
+            # segments all acked are dropped by flush_due (the publisher's tick), not here:
+            # ~7 ms each, off the path between an ack and the next envelope
             self._fill_warnings()
         return removed
 
@@ -819,7 +820,8 @@ class SqliteOutbox:
                         self._cursor = min(self._cursor, seq - 1)
             lost = [i.reading_id for i in items if not i.retryable and i.reading_id not in where]
             for reading_id, (seg, seq, _) in self._find(lost).items() if lost else ():
-                where[reading_id] = (seg, seq)
+                if seq not in seg.acked:  # acked is final: a later rejection changes nothing
+                    where[reading_id] = (seg, seq)
             touched: set[_Segment] = set()
             self._db.execute("BEGIN")
             try:
@@ -868,6 +870,8 @@ class SqliteOutbox:
                 del self._sent[message_id]
                 for reading_id, seq, _ in sent.located():
                     if reading_id not in sent.closed:
+                        if self._index.get(reading_id) is sent:
+                            del self._index[reading_id]
                         self._taken.discard(seq)
                         self._cursor = min(self._cursor, seq - 1)
                         count += 1
@@ -893,7 +897,7 @@ class SqliteOutbox:
                         break
                 if oldest is not None:
                     break
-            in_flight = sum(sent.open for sent in self._sent.values())
+            in_flight = len(self._index)
             return OutboxStats(
                 pending=self._live_depth - in_flight,
                 in_flight=in_flight,
@@ -922,10 +926,3 @@ class SqliteOutbox:
             if sent is None:
                 return ()
             return tuple(rid for rid in sent.reading_ids if rid not in sent.closed)
-
-
-def _same_ids(given: Sequence[str], sent: tuple[str, ...]) -> bool:
-    """``given`` names exactly the readings ``sent`` (in any order, no repeats)."""
-    if len(given) != len(sent):
-        return False
-    return tuple(given) == sent or set(given) == set(sent)

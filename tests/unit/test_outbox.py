@@ -262,14 +262,16 @@ def test_acked_readings_leave_the_file_with_their_whole_segment(tmp_path: Path) 
     second = box.next_batch(2)
     assert second is not None
     assert second.reading_ids == (reading(3).reading_id, reading(4).reading_id)  # never again
-    assert box.ack(second.reading_ids) == 2  # segment 1 all acked: dropped whole
+    assert box.ack(second.reading_ids) == 2  # segment 1 all acked: dropped whole at the tick
+    assert segments_on_disk(path) == {"readings_1": 4, "readings_2": 4, "readings_3": 2}
+    assert box.flush_due() == 0  # no row deleted one by one
     assert segments_on_disk(path) == {"readings_2": 4, "readings_3": 2}
-    assert box.flush_due() == 0
     box.flush_age_s = 0.0  # a segment that does not drain: its acked rows go one by one
     assert box.flush_due() == 1
     assert segments_on_disk(path) == {"readings_2": 3, "readings_3": 2}
     assert [r.sequence_number for r in drain(box)] == [5, 6, 7, 8, 9]
     assert box.depth() == 0
+    box.flush_due()
     assert segments_on_disk(path) == {"readings_3": 0}  # the newest is emptied, kept
     box.add([reading(20)])
     assert segments_on_disk(path) == {"readings_3": 1}
