@@ -251,11 +251,11 @@ class MqttPublisher:
             )
         )
 
-    # --- paho callbacks (network thread): hand over to the loop -----------------------------
+    # --- paho callbacks (on the loop, from paho's reads): queued, run in order ------------
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` on the loop, in the order of the calls. The calls queue up and one
-        wake-up of the loop runs all that arrived meanwhile: a replay brings a PUBACK and an ack
-        per envelope, and a wake-up per callback cost more than the handlers themselves."""
+        """Run ``fn(*args)`` soon on the loop, in the order of the calls, outside paho's own
+        processing (a handler may publish). paho calls back from the loop's thread (its reads);
+        the queue is drained once per loop pass, whatever arrived meanwhile."""
         self._posted.append((fn, args))
         if self._drain_scheduled:
             return

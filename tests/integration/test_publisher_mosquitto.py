@@ -247,6 +247,59 @@ async def test_broker_down_for_a_while_then_back_loses_nothing(
         cloud.stop()
 
 
+async def test_a_broker_not_there_at_start_is_retried_with_backoff_until_it_is(
+    tmp_path: Path, outbox: SqliteOutbox
+) -> None:
+    broker = Mosquitto(tmp_path / "late")  # a free port, nothing listening yet
+    outbox.add(readings(0, 40))
+    publisher = MqttPublisher(fast(port=broker.port, batch_max_readings=10), outbox, GW)
+    await publisher.start()
+    try:
+        await asyncio.sleep(2.5)  # attempts at 0, 1 and 2 s (reconnect_min_s = max = 1)
+        assert not publisher.connected
+        assert 2 <= publisher.stats.connect_failures <= 4
+        broker.start()
+        cloud = StandInCloud("127.0.0.1", broker.port).start()
+        try:
+            assert await publisher.wait_connected(10)
+            assert await publisher.wait_idle(20), publisher.stats
+            assert set(cloud.stored) == ids(readings(0, 40))
+        finally:
+            cloud.stop()
+    finally:
+        await publisher.stop()
+        broker.stop()
+
+
+async def test_an_idle_connection_is_kept_alive_past_the_brokers_timeout(
+    mosquitto: Mosquitto, outbox: SqliteOutbox
+) -> None:
+    # Mosquitto drops a client silent for 1.5 keepalives: paho's PINGREQs must go out from the
+    # loop (loop_misc every tick) for the connection to outlive that
+    publisher = MqttPublisher(fast(port=mosquitto.port, keepalive_s=5), outbox, GW)
+    await publisher.start()
+    try:
+        assert await publisher.wait_connected(10)
+        await asyncio.sleep(13)  # Mosquitto checks every few seconds: 7.5 s late by up to ~5
+        assert publisher.connected
+        assert (publisher.stats.connects, publisher.stats.disconnects) == (1, 0)
+    finally:
+        await publisher.stop()
+
+
+async def test_stop_returns_promptly_when_the_broker_never_answered(
+    tmp_path: Path, outbox: SqliteOutbox
+) -> None:
+    broker = Mosquitto(tmp_path / "never")  # never started
+    publisher = MqttPublisher(fast(port=broker.port), outbox, GW)
+    await publisher.start()
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await publisher.stop(timeout_s=2)
+    assert time.monotonic() - started < 3
+    assert not publisher.connected
+
+
 async def test_a_lost_cloud_ack_is_replayed_without_a_duplicate_downstream(
     mosquitto: Mosquitto, outbox: SqliteOutbox
 ) -> None:
