@@ -81,6 +81,7 @@ from gateway import contract as c  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "gateway.json"
 ANJIA = [sys.executable, "-m", "gateway.cli"]
 GW = "gw-bench-0001"
+BARE_GW = "gw-bench-bare"  # the bare publisher's topics (its acks reach no gateway session)
 METER_ADDRESS = "F0:5A:4A:00:00:01"
 T0 = datetime(2026, 3, 1, 7, 30, tzinfo=UTC)
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -564,7 +565,7 @@ async def replay(
     outbox_path: Path,
     expected: int,
     urgent_every_s: float,
-    client_id: str | None = None,
+    gateway_id: str,
     max_unacked: int | None = None,
 ) -> tuple[float, int, dict[str, Any]]:
     """The real publisher drains the outbox; seconds from start() to an empty outbox. Meanwhile
@@ -575,13 +576,13 @@ async def replay(
     from gateway.mqtt_settings import MqttSettings
     from gateway.outbox import SqliteOutbox
 
-    settings = MqttSettings(port=port, client_id=client_id)
+    settings = MqttSettings(port=port)
     if max_unacked is not None:
         settings = settings.model_copy(update={"max_unacked_readings": max_unacked})
     urgent = 0
     with SqliteOutbox(outbox_path) as outbox:
         assert outbox.depth() == expected
-        publisher = MqttPublisher(settings, outbox, GW)
+        publisher = MqttPublisher(settings, outbox, gateway_id)
         done = asyncio.Event()
 
         async def urgent_probe() -> None:
@@ -648,7 +649,7 @@ def envelopes_like_the_publisher(
 ) -> list[bytes]:
     encoded = [c.encode_reading(r) for r in readings]
     return [
-        c.encode_envelope(f"m-bare-{i}", GW, T0, encoded[i : i + per_envelope])
+        c.encode_envelope(f"m-bare-{i}", BARE_GW, T0, encoded[i : i + per_envelope])
         for i in range(0, len(encoded), per_envelope)
     ]
 
@@ -664,7 +665,7 @@ def bare_publish(port: int, payloads: Sequence[bytes], inflight: int) -> float:
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:
-        name = c.topic(GW, c.Channel.READINGS)
+        name = c.topic(BARE_GW, c.Channel.READINGS)
         started = time.perf_counter()
         infos = [client.publish(name, payload, qos=1) for payload in payloads]
         for info in infos:
@@ -703,11 +704,12 @@ def replay_once(
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
-        # a session of its own: the broker keeps the acks the stand-in sent for the bare
-        # publisher's envelopes for the first replay's session, and they would drain this outbox
-        client_id = f"anjia-gw-{GW}{tag}" if tag else None
+        # a gateway (topics, session) of its own: the broker queues every ack for each
+        # offline session subscribed to the ack topic, so sharing one would slow the broker
+        # down run after run and let old acks drain this outbox
+        gateway_id = f"gw-bench-replay{tag}"
         seconds, urgent, publisher = asyncio.run(
-            replay(port, outbox_path, args.replay, args.urgent_every_s, client_id, max_unacked)
+            replay(port, outbox_path, args.replay, args.urgent_every_s, gateway_id, max_unacked)
         )
         if args.profile:
             profiler.disable()
@@ -775,7 +777,7 @@ def run_replay(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, 
     finally:
         cloud = acker.finish()
     urgent_ms = sorted(urgent_ms + [(a - r) * 1000 for a, r, u in cloud["arrivals"] if u])
-    standin_acker, _, standin_seconds, _, standin_publisher = replay_once(
+    standin_acker, _, standin_seconds, standin_urgent, standin_publisher = replay_once(
         workdir, port, args, readings, lean=False, tag="-standin"
     )
     standin_cloud = standin_acker.finish()
@@ -818,6 +820,7 @@ def run_replay(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, 
         "replay_standin_readings_per_s": round(args.replay / standin_seconds),
         "replay_standin_to_bare_ratio": round(args.replay / standin_seconds / bare_readings, 3),
         "standin_stored": standin_cloud["stored"],
+        "standin_urgent_during_replay": standin_urgent,
         "standin_duplicate_deliveries": standin_cloud["duplicate_deliveries"],
         "replay_to_broker_s": round(to_broker_s, 3),
         "replay_to_broker_readings_per_s": round(args.replay / to_broker_s),
@@ -828,9 +831,10 @@ def run_replay(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, 
         "bare_publish_single_msgs_per_s": round(len(singles) / single_s),
         "outbox_add_readings_per_s": round(add_rate),
         "acker_stored": cloud["stored"],
+        "urgent_during_last_replay": urgent,
         "acker_duplicate_deliveries": cloud["duplicate_deliveries"],
         "standin_publisher_stats": standin_publisher["publisher_stats"],
-        **publishers[len(publishers) // 2],
+        **publishers[-1],  # the last run's (the acker it drained into is counted above)
     }
 
 

@@ -77,9 +77,11 @@ _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
 URGENT_EXTRA_INFLIGHT: Final = 16
 """paho's in-flight limit is the bulk window plus this, so an urgent message is never queued."""
 TICK_S: Final = 1.0
-MAX_BATCHES_PER_TRIP: Final = 4
+MAX_BATCHES_PER_TRIP: Final = 16
 """Envelopes taken from the outbox in one trip to its thread (when the windows allow): fewer
-thread hand-offs; more would hold an urgent reading behind longer trips (measured: no gain)."""
+thread hand-offs, and a longer stretch of SQLite work (without the GIL) beside paho's sends.
+16 replayed ~10 % faster than 4 (medians of 5 runs, twice); a trip of 16 envelopes reads for
+~2-3 ms, which an urgent reading may wait (it is taken first by the next trip)."""
 
 _T = TypeVar("_T")
 

@@ -50,11 +50,13 @@ def test_a_tiny_run_writes_every_promised_key(tmp_path: Path) -> None:
     assert daemon["daemon_exit_code"] == 0  # SIGTERM: a clean stop
     assert 0 < result["peak_rss_mb_sync"] < 1000
     assert 0 <= result["reading_to_puback_ms_p50"] <= result["reading_to_puback_ms_p99"]
-    assert replay["acker_stored"] == 600 + replay["urgent_during_replay"]
+    assert replay["acker_stored"] == 600 + replay["urgent_during_last_replay"]
     assert replay["publisher_stats"]["readings_acked"] == replay["acker_stored"]
+    assert len(replay["replay_runs_s"]) == 3
     assert result["replay_readings_per_s"] > 0
     assert result["bare_publish_msgs_per_s"] > 0
-    assert replay["lean_acker_stored"] == 600 + replay["lean_acker_urgent_during_replay"]
-    assert result["replay_lean_acker_readings_per_s"] > 0
-    assert result["standin_acker_readings_per_s"] > 0
+    assert replay["standin_stored"] == 600 + replay["standin_urgent_during_replay"]
+    assert replay["standin_duplicate_deliveries"] == 0
+    assert result["replay_standin_readings_per_s"] > 0
+    assert result["replay_to_broker_readings_per_s"] > 0
     assert "phase replay" in proc.stdout  # a progress line per phase
