@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -15,29 +14,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from device_drivers.model import DeviceIdentity, DeviceKind, GlucoseReading
-from gateway.contract import ReadingMessage, from_reading
 from gateway.outbox import RejectedReading, SqliteOutbox
+from tests.unit.test_outbox import reading
 
 State = Literal["pending", "in_flight", "acked", "rejected"]
-METER = DeviceIdentity("C0:00:00:00:00:07", DeviceKind.GLUCOSE_METER, system_id="7" * 16)
-T0 = datetime(2026, 3, 1, 7, 30, tzinfo=UTC)
-
-
-def reading(seq: int) -> ReadingMessage:
-    return from_reading(
-        GlucoseReading(
-            METER,
-            seq,
-            datetime(2026, 3, 1, 8, 0) + timedelta(minutes=seq),
-            T0 + timedelta(minutes=seq),
-            T0 + timedelta(minutes=seq),
-            5.0,
-            0.005,
-            "mol/L",
-        ),
-        "p-1",
-    )
 
 
 class OutboxModel(RuleBasedStateMachine):
