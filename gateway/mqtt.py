@@ -515,7 +515,7 @@ class MqttPublisher:
                 self._connecting = asyncio.ensure_future(asyncio.to_thread(self._client.reconnect))
                 try:
                     await asyncio.shield(self._connecting)
-                except (OSError, ValueError) as exc:  # refused, unreachable, TLS, DNS
+                except Exception as exc:  # noqa: BLE001 (refused, unreachable, TLS, DNS...: retried)
                     self._on_connect_refused(f"connection failed: {type(exc).__name__}: {exc}")
                     continue
                 finally:
@@ -552,6 +552,7 @@ class MqttPublisher:
         self._net_task = asyncio.create_task(
             self._keep_connected(), name=f"mqtt-connection-{self.gateway_id}"
         )
+        self._net_task.add_done_callback(_log_task_failure)
         self._task = asyncio.create_task(self._run(), name=f"mqtt-publisher-{self.gateway_id}")
 
     async def stop(self, *, timeout_s: float = 5.0) -> None:
