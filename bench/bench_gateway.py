@@ -79,7 +79,6 @@ from device_drivers.model import DeviceIdentity, DeviceKind, GlucoseContext, Glu
 from gateway import contract as c  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "gateway.json"
-ANJIA = [sys.executable, "-m", "gateway.cli"]
 GW = "gw-bench-0001"
 BARE_GW = "gw-bench-bare"  # the bare publisher's topics (its acks reach no gateway session)
 METER_ADDRESS = "F0:5A:4A:00:00:01"
@@ -372,44 +371,28 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
 
 
 def run_daemon(workdir: Path, port: int, args: argparse.Namespace) -> dict[str, Any]:
-    from tests.brokers import free_port, wait_for_port
+    from tests.integration.gateway.processes import (
+        await_simulator,
+        spawn_simulator,
+        start_gateway,
+    )
 
-    sim_port = free_port()
     sim_out = workdir / "sim.out"
-    with sim_out.open("w") as sink:
-        sim = subprocess.Popen(
-            [
-                *ANJIA,
-                "sim",
-                "run",
-                "--device",
-                "glucose",
-                "--transport",
-                f"tcp-server:_:{sim_port}",
-                "--records",
-                str(args.records),
-                "--scenario",
-                args.scenario,
-                "--seed",
-                "4",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    sim, sim_port = spawn_simulator(
+        [
+            *("--device", "glucose", "--records", str(args.records)),
+            *("--scenario", args.scenario, "--seed", "4"),
+        ],
+        sim_out,
+    )
     acker: Acker | None = None
     daemon: subprocess.Popen[bytes] | None = None
     try:
-        wait_for(lambda: "advertising F0:" in sim_out.read_text(), 30, "the simulator")
-        wait_for_port(sim_port)
+        await_simulator(sim_out, sim_port, timeout_s=30)
         acker = Acker(port).start()
         config = gateway_config(workdir / "gateway.toml", sim_port, port, workdir / "outbox.db")
         daemon_log = workdir / "gateway.log"
-        with daemon_log.open("wb") as daemon_sink:
-            daemon = subprocess.Popen(
-                [*ANJIA, "-v", "gateway", "run", "--config", str(config)],
-                stdout=daemon_sink,
-                stderr=subprocess.STDOUT,
-            )
+        daemon = start_gateway(config, daemon_log)
         started = time.monotonic()
         sampler = Sampler(daemon.pid, daemon_log, f"{METER_ADDRESS}: sync (")
         sampler.start()

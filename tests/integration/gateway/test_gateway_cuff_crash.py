@@ -18,10 +18,15 @@ from pathlib import Path
 import pytest
 
 from gateway.outbox import SqliteOutbox
-from tests.brokers import Mosquitto, free_port, wait_for_port
+from tests.brokers import Mosquitto
 from tests.integration.cloud_standin import StandInCloud
 from tests.integration.gateway.harness import process_config_toml
-from tests.integration.gateway.test_gateway_process import ANJIA, start_gateway, wait
+from tests.integration.gateway.processes import (
+    await_simulator,
+    spawn_simulator,
+    start_gateway,
+    wait,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.sim, pytest.mark.slow]
 
@@ -56,33 +61,16 @@ def count(db: Path, table: str) -> int:
 @pytest.fixture
 def cuff(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
     """A cuff holding a few days of readings, in its own process: (port, readings, output)."""
-    port = free_port()
     out = tmp_path / "sim.out"
-    with out.open("w") as sink:
-        proc = subprocess.Popen(
-            [
-                *ANJIA,
-                "sim",
-                "run",
-                "--device",
-                "bp",
-                "--days",
-                "5",
-                "--seed",
-                "3",
-                "--transport",
-                f"tcp-server:_:{port}",
-                "--idle-disconnect",
-                "1",
-                "--indication-interval",
-                str(INDICATION_INTERVAL_S),
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    proc, port = spawn_simulator(
+        [
+            *("--device", "bp", "--days", "5", "--seed", "3", "--idle-disconnect", "1"),
+            *("--indication-interval", str(INDICATION_INTERVAL_S)),
+        ],
+        out,
+    )
     try:
-        assert wait(lambda: "advertising F0:" in out.read_text(), 20), out.read_text()
-        wait_for_port(port, proc=None)
+        await_simulator(out, port)
         held = int(re.search(r"(\d+) unsent reading", out.read_text()).group(1))  # type: ignore[union-attr]
         assert held >= 3 * KILL_AFTER
         yield port, held, out

@@ -8,23 +8,27 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.outbox import SqliteOutbox
-from tests.brokers import Mosquitto, free_port, wait_for_port
+from tests.brokers import Mosquitto
 from tests.integration.cloud_standin import StandInCloud
 from tests.integration.gateway.harness import process_config_toml
+from tests.integration.gateway.processes import (
+    ANJIA,
+    await_simulator,
+    spawn_simulator,
+    start_gateway,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.sim, pytest.mark.slow]
 
 GW = "gw-proc-0001"
 RECORDS = 300
-ANJIA = [sys.executable, "-m", "gateway.cli"]
 
 
 def config_toml(tmp_path: Path, sim_port: int, mqtt_port: int) -> Path:
@@ -42,42 +46,15 @@ slots = {1 = "p-dad", 2 = "p-mum"}
     return process_config_toml(tmp_path, GW, sim_port, mqtt_port, devices, mqtt_extra=mqtt)
 
 
-def wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """The simulated household in its own process: (transport port, readings it holds)."""
-    port = free_port()
     out = tmp_path / "sim.out"
-    with out.open("w") as sink:
-        proc = subprocess.Popen(
-            [
-                *ANJIA,
-                "sim",
-                "run",
-                "--transport",
-                f"tcp-server:_:{port}",
-                "--records",
-                str(RECORDS),
-                "--seed",
-                "4",
-                "--idle-disconnect",
-                "1",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    proc, port = spawn_simulator(
+        ["--records", str(RECORDS), "--seed", "4", "--idle-disconnect", "1"], out
+    )
     try:
-        assert wait(lambda: out.read_text().count("advertising F0:") == 2, 20), out.read_text()
-        wait_for_port(port, proc=None)
-        text = out.read_text()
+        text = await_simulator(out, port, devices=2)
         records = int(re.search(r"(\d+) record\(s\)", text).group(1))  # type: ignore[union-attr]
         unsent = int(re.search(r"(\d+) unsent reading", text).group(1))  # type: ignore[union-attr]
         assert records == RECORDS
@@ -85,15 +62,6 @@ def simulator(tmp_path: Path) -> Iterator[tuple[int, int]]:
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-def start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [*ANJIA, "-v", "gateway", "run", "--config", str(config)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def test_killed_mid_publishing_then_restarted_loses_and_duplicates_nothing(
@@ -112,7 +80,7 @@ def test_killed_mid_publishing_then_restarted_loses_and_duplicates_nothing(
         gateway.send_signal(signal.SIGKILL)
         gateway.wait(10)
         # the broker publishes the last will: offline, without outbox stats
-        assert cloud.wait_for(lambda s: s.statuses and s.statuses[-1].state == "offline", 10)
+        assert cloud.wait_for(lambda s: bool(s.statuses) and s.statuses[-1].state == "offline", 10)
         assert cloud.statuses[-1].outbox is None
         cloud.acking = True
         gateway = start_gateway(config, log)
