@@ -186,7 +186,9 @@ async def test_a_pushed_config_changes_attribution_and_survives_a_restart_offlin
         assert "systolic_crisis_mmhg" in str(rejected[0].detail["reason"])
         assert "undecodable" in str(rejected[1].detail["reason"])
         assert gw.gateway.config.current.version == 5
-        assert await until(cloud, lambda s: bool(s.statuses) and s.statuses[-1].config_version == 5, 5)
+        assert await until(
+            cloud, lambda s: bool(s.statuses) and s.statuses[-1].config_version == 5, 5
+        )
     # restart with the broker gone: the stored config (version 5) is used
     mosquitto.stop()
     async with running_gateway(settings, air) as gw:
