@@ -144,10 +144,15 @@ def test_two_workers_share_one_subscription_and_store_each_reading_once(
         assert count(factory) == len(messages)
         shares = [w.stats.messages for w in workers]
         assert all(share > 0 for share in shares), shares  # both took part
-        assert sum(w.stats.accepted for w in workers) == len(messages)
+        # a worker publishes a batch's acks, then counts it and calls the hook: wait for both
         hooks = [w._hook for w in workers]
-        seen = [rid for h in hooks if isinstance(h, RecordingHook) for rid in h.reading_ids]
-        assert sorted(seen) == sorted(ids)
+
+        def seen() -> list[str]:
+            return [rid for h in hooks if isinstance(h, RecordingHook) for rid in h.reading_ids]
+
+        assert wait_until(lambda: len(seen()) >= len(messages), 10)
+        assert sum(w.stats.accepted for w in workers) == len(messages)
+        assert sorted(seen()) == sorted(ids)
     finally:
         gateway.stop()
         for w in workers:
