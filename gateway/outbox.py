@@ -233,7 +233,7 @@ class _Sent:
 
     message_id: str
     reading_ids: tuple[str, ...]
-    parts: tuple[_Part, ...]
+    spans: tuple[tuple[_Segment, Sequence[int]], ...]  # where they are: segment, seqs
     sent_at: float
     pubacked: bool = False
     closed: set[str] = field(default_factory=set)
@@ -245,9 +245,9 @@ class _Sent:
     def located(self) -> Iterator[tuple[str, int, _Segment]]:
         """(reading id, seq, segment) of every reading of the message, in order."""
         ids = iter(self.reading_ids)
-        for part in self.parts:
-            for seq in part.seqs:
-                yield next(ids), seq, part.segment
+        for segment, seqs in self.spans:
+            for seq in seqs:
+                yield next(ids), seq, segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +264,13 @@ def _rows_part(seg: _Segment, rows: Sequence[tuple[int, str, bytes]]) -> _Part:
     return _Part(
         seg, [row[0] for row in rows], [row[1] for row in rows], b",".join(row[2] for row in rows)
     )
+
+
+def _message_ids() -> Callable[[], str]:
+    """Message ids unique without a uuid4 each: 64 random bits per outbox instance, a count."""
+    prefix = f"m-{uuid.uuid4().hex[:16]}-"
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter)}"
 
 
 def _chunks(items: Sequence[_T]) -> Iterable[Sequence[_T]]:
@@ -296,7 +303,7 @@ class SqliteOutbox:
         urgent_reserve: int = 1_000,
         synchronous: Literal["FULL", "EXTRA", "NORMAL"] = "FULL",
         clock: Callable[[], float] = time.time,
-        new_message_id: Callable[[], str] = lambda: f"m-{uuid.uuid4().hex}",
+        new_message_id: Callable[[], str] | None = None,
         segment_rows: int = SEGMENT_ROWS,
         flush_age_s: float = FLUSH_AGE_S,
     ) -> None:
@@ -309,7 +316,7 @@ class SqliteOutbox:
         self.flush_age_s = flush_age_s
         self._sync_add = synchronous
         self._clock = clock
-        self._new_message_id = new_message_id
+        self._new_message_id = new_message_id or _message_ids()
         self._lock = threading.Lock()
         self._db = self._open()
         self._segments: list[_Segment] = []  # oldest first; the last one takes new readings
@@ -731,8 +738,9 @@ class SqliteOutbox:
             else:
                 ids = tuple(rid for part in parts for rid in part.reading_ids)
                 body = b",".join(part.body for part in parts)
-            sent = self._sent[message_id] = _Sent(message_id, ids, tuple(parts), self._clock())
-            self._index.update(dict.fromkeys(ids, sent))
+            spans = tuple((part.segment, part.seqs) for part in parts)  # not the bodies
+            sent = self._sent[message_id] = _Sent(message_id, ids, spans, self._clock())
+            self._index.update(zip(ids, itertools.repeat(sent)))
         return Batch(message_id, ids, body, urgent)
 
     def mark_published(self, message_ids: Iterable[str]) -> int:
@@ -767,14 +775,14 @@ class SqliteOutbox:
                     continue
                 if not sent.closed and count == len(sent.reading_ids):
                     del self._sent[sent.message_id]  # the whole message: by its seq ranges
-                    for part in sent.parts:
-                        acked = part.segment.acked
+                    for segment, seqs in sent.spans:
+                        acked = segment.acked
                         before = len(acked)
-                        acked.update(part.seqs)
+                        acked.update(seqs)
                         if len(acked) > before:
                             removed += len(acked) - before
-                            if part.segment.acked_since is None:
-                                part.segment.acked_since = now
+                            if segment.acked_since is None:
+                                segment.acked_since = now
                     continue
                 where = {rid: (seq, seg) for rid, seq, seg in sent.located()}
                 for reading_id in (r for r, h in zip(ids, holders, strict=True) if h is sent):
