@@ -572,9 +572,9 @@ async def replay(
             nonlocal urgent
             while not done.is_set():
                 await asyncio.sleep(urgent_every_s)
-                await asyncio.to_thread(outbox.add, [urgent_reading(urgent)], urgent=True)
+                urgent += 1  # before it is stored: the replay is over when it is acked too
+                await asyncio.to_thread(outbox.add, [urgent_reading(urgent - 1)], urgent=True)
                 publisher.notify(urgent=True)
-                urgent += 1
 
         started = time.perf_counter()
         to_broker_s: float | None = None
@@ -595,11 +595,15 @@ async def replay(
         probe = asyncio.create_task(urgent_probe()) if urgent_every_s > 0 else None
         pubacks = asyncio.create_task(watch_pubacks())
         try:
+            # over when every reading is acked: read from the publisher's counters every ms
+            # (outbox.depth() takes the outbox lock: polled from the loop, it held the loop
+            # up while the outbox thread read, and a coarser poll added up to its period)
+            counts = publisher.stats
             last_print = time.monotonic()
-            while outbox.depth() > 0:
-                await asyncio.sleep(0.05)
+            while counts.readings_acked + counts.readings_rejected < expected + urgent:
+                await asyncio.sleep(0.001)
                 if time.monotonic() - last_print > 2:
-                    log(f"    replay: {expected + urgent - outbox.depth():,}/{expected:,} acked")
+                    log(f"    replay: {counts.readings_acked:,}/{expected:,} acked")
                     last_print = time.monotonic()
             seconds = time.perf_counter() - started
             done.set()
@@ -609,6 +613,8 @@ async def replay(
                 if outbox.depth() == 0:
                     break
                 await asyncio.sleep(0.01)
+            if outbox.depth():
+                raise RuntimeError(f"{outbox.depth()} readings were never acked")
         finally:
             done.set()
             pubacks.cancel()
