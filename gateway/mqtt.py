@@ -15,7 +15,9 @@ The publish loop:
   (:meth:`MqttPublisher.notify`); they never wait for a batch or for the bulk window;
 * then batches of up to ``batch_max_readings`` readings, with at most ``inflight_messages``
   envelopes awaiting their PUBACK and at most ``max_unacked_readings`` readings awaiting the
-  cloud's ack (paho's own limit is set a little above, far below its 65,535 message-id ceiling);
+  cloud's ack (paho's own limit is set a little above, far below its 65,535 message-id ceiling),
+  and no more bulk bytes awaiting their PUBACK than the uplink delivers in ``uplink_queue_s``
+  (:mod:`gateway.uplink`: on a slow uplink an urgent envelope queues behind about that much);
 * acks on ``down/acks`` remove readings from the outbox (the rows are deleted in bulk, see
   :mod:`gateway.outbox`); rejections move them aside;
 * unacknowledged readings are sent again: at start (for a new process every reading on disk is
@@ -68,6 +70,7 @@ from gateway.contract import (
 from gateway.event_queue import EventQueue
 from gateway.mqtt_settings import MqttSettings
 from gateway.outbox import Batch, OutboxStats, RejectedReading, SqliteOutbox
+from gateway.uplink import SendMark, UplinkPacer
 
 __all__ = ["MqttPublisher", "PublishError", "PublisherStats", "new_event_id"]
 
@@ -77,6 +80,9 @@ _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
 URGENT_EXTRA_INFLIGHT: Final = 16
 """paho's in-flight limit is the bulk window plus this, so an urgent message is never queued."""
 TICK_S: Final = 1.0
+_ENVELOPE_BYTES_GUESS: Final = 64 * 1024
+"""A bulk envelope's size before one was sent (100 readings are ~54 KB), and the bulk bytes the
+uplink pacer lets out before it has measured the link."""
 MAX_BATCHES_PER_TRIP: Final = 16
 """Envelopes taken from the outbox in one trip to its thread (when the windows allow): fewer
 thread hand-offs, and a longer stretch of SQLite work (without the GIL) beside paho's sends.
@@ -119,6 +125,7 @@ class _InFlight:
     message_id: str
     readings: int
     urgent: bool
+    mark: SendMark | None = None  # bulk: what the uplink pacer noted when it left
 
 
 class MqttPublisher:
@@ -175,6 +182,8 @@ class MqttPublisher:
         self._requeue_published_only = False
         self._inflight: dict[int, _InFlight] = {}
         self._bulk_inflight = 0
+        self._pacer = UplinkPacer(settings.uplink_queue_s, floor_bytes=_ENVELOPE_BYTES_GUESS)
+        self._envelope_bytes = _ENVELOPE_BYTES_GUESS  # the last bulk envelope's size
         self._unacked = 0
         self._ack_ids: list[str] = []
         self._rejections: list[RejectedReading] = []
@@ -367,6 +376,8 @@ class MqttPublisher:
             return  # status, event, or a message of a previous connection
         if not entry.urgent:
             self._bulk_inflight -= 1
+        if entry.mark is not None:
+            self._pacer.pubacked(time.monotonic(), entry.mark)
         if failed:
             # e.g. not authorized or quota exceeded: leave it in flight; the ack timeout resends
             self.stats.puback_failures += 1
@@ -733,6 +744,7 @@ class MqttPublisher:
             0,
             min(
                 cfg.inflight_messages - self._bulk_inflight - sending_bulk,
+                self._pacer.envelopes(time.monotonic(), self._envelope_bytes) - sending_bulk,
                 -(-(cfg.max_unacked_readings - unacked) // cfg.batch_max_readings),
                 MAX_BATCHES_PER_TRIP,
             ),
@@ -815,7 +827,7 @@ class MqttPublisher:
             _LOGGER.exception("%s: could not publish %s", self.gateway_id, batch.message_id)
             self._requeue_pending = True  # hand the readings back (all in flight, resent)
             return
-        self._inflight[info.mid] = _InFlight(batch.message_id, n, batch.urgent)
+        entry = self._inflight[info.mid] = _InFlight(batch.message_id, n, batch.urgent)
         self._unacked += n
         self.stats.messages_published += 1
         self.stats.readings_published += n
@@ -823,6 +835,8 @@ class MqttPublisher:
             self.stats.urgent_messages += 1
         else:
             self._bulk_inflight += 1
+            self._envelope_bytes = len(payload)
+            entry.mark = self._pacer.sent(time.monotonic(), len(payload))
         if _LOGGER.isEnabledFor(logging.DEBUG):
             _LOGGER.debug(
                 "%s: published %s (%d readings, %d bytes, urgent=%s)",

@@ -59,6 +59,13 @@ class MqttSettings(BaseModel):
     max_unacked_readings: int = Field(
         default=20_000, ge=1, le=200_000, description="sent readings awaiting the cloud's ack"
     )
+    uplink_queue_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="bulk data let out ahead of an urgent reading, in seconds of the uplink's "
+        "measured rate (gateway/uplink.py)",
+    )
     ack_timeout_s: float = Field(
         default=60.0, gt=0, le=3600, description="resend readings the cloud has not acked by then"
     )

@@ -27,6 +27,7 @@ from gateway.mqtt_settings import MqttSettings
 from gateway.outbox import SqliteOutbox, rows_on_disk
 from tests.brokers import Amqtt, Mosquitto, Pki, TlsFiles, make_test_pki
 from tests.integration.cloud_standin import StandInCloud
+from tests.integration.slow_link import SlowLink
 
 pytestmark = pytest.mark.broker
 
@@ -216,6 +217,48 @@ async def test_an_urgent_reading_goes_out_at_once_even_when_the_bulk_window_is_f
     finally:
         await publisher.stop()
         cloud.stop()
+
+
+@pytest.mark.parametrize("uplink_queue_s", [0.5, 60.0], ids=["paced", "unpaced-control"])
+async def test_on_a_slow_uplink_an_urgent_reading_waits_for_the_pacers_queue_not_the_backlog(
+    mosquitto: Mosquitto, outbox: SqliteOutbox, uplink_queue_s: float
+) -> None:
+    """2,000 bulk readings (~1.1 MB, ~4.3 s of a 2 Mbit/s uplink), then an urgent one. Paced
+    (0.5 s of link ahead of it) it overtakes the backlog in about that; the control, a pacer
+    that lets a minute of link out, shows the emulated link really queues: it waits for most
+    of the backlog. The link stays full either way."""
+    link_rate = 250_000  # bytes/s
+    outbox.add(readings(0, 2_000))
+    cloud = StandInCloud("127.0.0.1", mosquitto.port).start()
+    with SlowLink(mosquitto.port, link_rate) as link:
+        settings = fast(port=link.port, ack_timeout_s=60, uplink_queue_s=uplink_queue_s)
+        publisher = MqttPublisher(settings, outbox, GW)
+        started = time.monotonic()
+        await publisher.start()
+        try:
+            # the pacer has measured the link by then (the control has let the backlog out)
+            assert await until(cloud, lambda s: len(s.stored) >= 300, 10)
+            urgent = readings(9_000, 1)
+            sent = time.monotonic()
+            await asyncio.to_thread(outbox.add, urgent, urgent=True)
+            publisher.notify(urgent=True)
+            assert await until(cloud, lambda s: urgent[0].reading_id in s.stored, 30)
+            latency = time.monotonic() - sent
+            bulk_before_it = len(cloud.stored) - 1
+            assert await publisher.wait_idle(30), publisher.stats
+            elapsed = time.monotonic() - started
+        finally:
+            await publisher.stop()
+            cloud.stop()
+        upstream = link.upstream_bytes
+    assert len(cloud.stored) == 2_001
+    assert upstream / elapsed > 0.7 * link_rate  # the link was kept busy
+    if uplink_queue_s < 1:
+        assert latency < 1.2, latency
+        assert bulk_before_it < 1_000  # it overtook the backlog
+    else:
+        assert latency > 2.0, latency
+        assert bulk_before_it > 1_500
 
 
 async def test_broker_down_for_a_while_then_back_loses_nothing(

@@ -35,6 +35,7 @@ def test_the_in_flight_window_stays_far_below_pahos_ceiling() -> None:
         {"password": "secret"},  # a password without a username
         {"reconnect_min_s": 30, "reconnect_max_s": 5},
         {"batch_max_readings": 501},  # more than an envelope may carry
+        {"uplink_queue_s": 0},  # no bulk could ever leave
         {"protocol": "mqtt31"},
         {"port": 0},
         {"unknown": 1},
