@@ -118,6 +118,7 @@ class PublisherStats:
     readings_requeued: int = 0
     bad_messages: int = 0
     events_pubacked: int = 0
+    receive_maximum: int | None = None  # the broker's (MQTT 5 CONNACK), None if it set none
 
 
 @dataclass(slots=True)
@@ -182,6 +183,7 @@ class MqttPublisher:
         self._requeue_published_only = False
         self._inflight: dict[int, _InFlight] = {}
         self._bulk_inflight = 0
+        self._bulk_window = settings.inflight_messages  # less if the broker takes fewer
         self._pacer = UplinkPacer(settings.uplink_queue_s, floor_bytes=_ENVELOPE_BYTES_GUESS)
         self._envelope_bytes = _ENVELOPE_BYTES_GUESS  # the last bulk envelope's size
         self._unacked = 0
@@ -300,8 +302,15 @@ class MqttPublisher:
         if reason_code.is_failure:
             self._call(self._on_connect_refused, str(reason_code))
             return
+        # MQTT 5: the broker may take fewer unacknowledged QoS 1 publishes than we would send
+        # (HiveMQ disconnects a client that sends more). paho's public setter refuses while
+        # connected; its limit is only read when a publish or a PUBACK decides whether a queued
+        # message goes out, and paho calls us before it resends, so it is set here (paho 2.2.0,
+        # pinned; tested through test_the_brokers_receive_maximum_bounds_...).
+        receive_max = getattr(properties, "ReceiveMaximum", None) if properties else None
+        client._max_inflight_messages = self._paho_inflight_limit(receive_max)
         client.subscribe([(self._topics[Channel.ACKS], 1), (self._topics[Channel.CONFIG], 1)])
-        self._call(self._on_connected, flags.session_present)
+        self._call(self._on_connected, flags.session_present, receive_max)
 
     def _paho_disconnect(
         self,
@@ -327,8 +336,17 @@ class MqttPublisher:
         self._call(self._on_message, message.topic, message.payload)
 
     # --- loop-side handlers -----------------------------------------------------------------
-    def _on_connected(self, session_present: bool) -> None:
+    def _paho_inflight_limit(self, receive_max: int | None) -> int:
+        wanted = self.settings.inflight_messages + URGENT_EXTRA_INFLIGHT
+        return wanted if receive_max is None else max(1, min(wanted, receive_max))
+
+    def _on_connected(self, session_present: bool, receive_max: int | None = None) -> None:
         self.stats.connects += 1
+        self.stats.receive_maximum = receive_max
+        window = self.settings.inflight_messages
+        if receive_max is not None:  # a quarter of it (16 at most) kept for urgent and status
+            window = max(1, min(window, receive_max - min(URGENT_EXTRA_INFLIGHT, receive_max // 4)))
+        self._bulk_window = window
         if not self._first_connect and not session_present:
             # The broker lost our session: acks sent meanwhile are gone. paho resends what was
             # not PUBACKed; what was PUBACKed must be sent again to be acked.
@@ -336,11 +354,12 @@ class MqttPublisher:
             self._requeue_published_only = True
         self._first_connect = False
         _LOGGER.info(
-            "%s: connected to %s:%d (session %s)",
+            "%s: connected to %s:%d (session %s, %d bulk envelopes in flight at most)",
             self.gateway_id,
             self.settings.host,
             self.settings.effective_port,
             "resumed" if session_present else "new",
+            window,
         )
         self._connected.set()
         self._wake.set()
@@ -743,7 +762,7 @@ class MqttPublisher:
         bulk = max(
             0,
             min(
-                cfg.inflight_messages - self._bulk_inflight - sending_bulk,
+                self._bulk_window - self._bulk_inflight - sending_bulk,
                 self._pacer.envelopes(time.monotonic(), self._envelope_bytes) - sending_bulk,
                 -(-(cfg.max_unacked_readings - unacked) // cfg.batch_max_readings),
                 MAX_BATCHES_PER_TRIP,

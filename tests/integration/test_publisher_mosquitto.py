@@ -261,6 +261,46 @@ async def test_on_a_slow_uplink_an_urgent_reading_waits_for_the_pacers_queue_not
         assert bulk_before_it > 1_500
 
 
+@pytest.mark.parametrize("receive_max", [10, 0], ids=["receive-maximum-10", "none-control"])
+async def test_the_brokers_receive_maximum_bounds_the_unacknowledged_publishes(
+    tmp_path: Path, outbox: SqliteOutbox, receive_max: int
+) -> None:
+    """MQTT 5: a client must not have more unacknowledged QoS 1 PUBLISHes than the Receive
+    Maximum of the broker's CONNACK (HiveMQ disconnects one that does). PUBACKs come back 0.2 s
+    late through the emulated link, so the publisher fills whatever window it allows itself;
+    the link counts the PUBLISHes not yet PUBACKed. The control (no Receive Maximum) shows the
+    window is otherwise the 64 of inflight_messages. An urgent reading still goes out at once."""
+    broker = Mosquitto(tmp_path / "mosquitto", max_inflight=receive_max)
+    broker.start()
+    cloud = StandInCloud("127.0.0.1", broker.port).start()
+    outbox.add(readings(0, 1_000))
+    with SlowLink(broker.port, downstream_delay_s=0.2) as link:
+        publisher = MqttPublisher(fast(port=link.port, batch_max_readings=10), outbox, GW)
+        await publisher.start()
+        try:
+            assert await until(cloud, lambda s: len(s.stored) >= 100, 10)
+            urgent = readings(9_000, 1)
+            sent = time.monotonic()
+            await asyncio.to_thread(outbox.add, urgent, urgent=True)
+            publisher.notify(urgent=True)
+            assert await until(cloud, lambda s: urgent[0].reading_id in s.stored, 5)
+            latency = time.monotonic() - sent
+            assert await publisher.wait_idle(30), publisher.stats
+        finally:
+            await publisher.stop()
+            cloud.stop()
+            broker.stop()
+    assert len(cloud.stored) == 1_001
+    assert cloud.duplicate_deliveries == 0
+    assert latency < 1.0  # a round trip of 0.2 s, not the backlog
+    if receive_max:
+        assert publisher.stats.receive_maximum == receive_max
+        assert 0 < link.peak_unacked_publishes <= receive_max
+    else:
+        assert publisher.stats.receive_maximum is None
+        assert link.peak_unacked_publishes > 32
+
+
 async def test_broker_down_for_a_while_then_back_loses_nothing(
     mosquitto: Mosquitto, outbox: SqliteOutbox
 ) -> None:
