@@ -55,6 +55,7 @@ from gateway.contract import (
     decode_readings,
     encode_reading,
 )
+from gateway.private_files import private_sqlite_file
 
 __all__ = [
     "FILL_LEVELS",
@@ -333,7 +334,14 @@ class SqliteOutbox:
 
     # --- lifecycle --------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tightened = private_sqlite_file(self.path)
+        except OSError as exc:
+            raise OutboxError(self.path, f"cannot create or protect the file: {exc}") from exc
+        if tightened:
+            _LOGGER.warning(
+                "%s was readable by other users: now 0600 (%d files)", self.path, len(tightened)
+            )
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             version = db.execute("PRAGMA user_version").fetchone()[0]

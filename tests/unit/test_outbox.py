@@ -464,3 +464,33 @@ def test_urgent_readings_can_be_taken_one_per_message(outbox: SqliteOutbox) -> N
     while (batch := outbox.next_batch(10, max_urgent=1)) is not None:
         sizes.append((len(batch.reading_ids), batch.urgent))
     assert sizes == [(1, True), (1, True), (2, False)]
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_new_outbox_and_its_wal_are_readable_by_the_gateways_user_only(tmp_path: Path) -> None:
+    path = tmp_path / "new-dir" / "outbox.db"
+    with SqliteOutbox(path) as box:
+        box.add([reading(1)])
+        files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+        assert all(f.exists() for f in files)
+        assert [_mode(f) for f in files] == [0o600, 0o600, 0o600]
+    assert _mode(path.parent) == 0o700
+
+
+def test_an_outbox_open_to_others_is_tightened_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "outbox.db"
+    with SqliteOutbox(path) as box:
+        box.add([reading(1)])
+    for f in (path, Path(f"{path}-wal")):
+        if f.exists():
+            f.chmod(0o644)
+    with caplog.at_level("WARNING", logger="gateway.outbox"), SqliteOutbox(path) as box:
+        assert box.depth() == 1
+    assert _mode(path) == 0o600
+    assert all(_mode(f) == 0o600 for f in tmp_path.glob("outbox.db-*"))
+    assert "now 0600" in caplog.text
