@@ -205,14 +205,9 @@ async def test_an_urgent_reading_goes_out_at_once_even_when_the_bulk_window_is_f
         assert await until(cloud, lambda s: len(s.stored) >= 100, 10)
         await asyncio.sleep(0.3)
         assert len(cloud.stored) == 100  # the bulk waits for acks that do not come
-        urgent = readings(9_000, 1)
-        sent = time.monotonic()
-        await asyncio.to_thread(outbox.add, urgent, urgent=True)
-        publisher.notify(urgent=True)
-        assert await until(cloud, lambda s: urgent[0].reading_id in s.stored, 5)
-        latency = time.monotonic() - sent
+        urgent_id, latency = await send_urgent(publisher, outbox, cloud, 5)
         assert latency < 1.0
-        assert cloud.stored[urgent[0].reading_id].urgent
+        assert cloud.stored[urgent_id].urgent
         assert publisher.stats.urgent_messages == 1
     finally:
         await publisher.stop()
@@ -238,12 +233,7 @@ async def test_on_a_slow_uplink_an_urgent_reading_waits_for_the_pacers_queue_not
         try:
             # the pacer has measured the link by then (the control has let the backlog out)
             assert await until(cloud, lambda s: len(s.stored) >= 300, 10)
-            urgent = readings(9_000, 1)
-            sent = time.monotonic()
-            await asyncio.to_thread(outbox.add, urgent, urgent=True)
-            publisher.notify(urgent=True)
-            assert await until(cloud, lambda s: urgent[0].reading_id in s.stored, 30)
-            latency = time.monotonic() - sent
+            _, latency = await send_urgent(publisher, outbox, cloud, 30)
             bulk_before_it = len(cloud.stored) - 1
             assert await publisher.wait_idle(30), publisher.stats
             elapsed = time.monotonic() - started
@@ -279,12 +269,7 @@ async def test_the_brokers_receive_maximum_bounds_the_unacknowledged_publishes(
         await publisher.start()
         try:
             assert await until(cloud, lambda s: len(s.stored) >= 100, 10)
-            urgent = readings(9_000, 1)
-            sent = time.monotonic()
-            await asyncio.to_thread(outbox.add, urgent, urgent=True)
-            publisher.notify(urgent=True)
-            assert await until(cloud, lambda s: urgent[0].reading_id in s.stored, 5)
-            latency = time.monotonic() - sent
+            _, latency = await send_urgent(publisher, outbox, cloud, 5)
             assert await publisher.wait_idle(30), publisher.stats
         finally:
             await publisher.stop()
@@ -408,6 +393,19 @@ async def until(
 ) -> bool:
     """Wait for the stand-in cloud without blocking the event loop the publisher runs on."""
     return await asyncio.to_thread(cloud.wait_for, predicate, timeout_s)
+
+
+async def send_urgent(
+    publisher: MqttPublisher, outbox: SqliteOutbox, cloud: StandInCloud, timeout_s: float
+) -> tuple[str, float]:
+    """Add an urgent reading and notify, as a sync does; its id and the seconds until the cloud
+    stored it."""
+    urgent = readings(9_000, 1)
+    sent = time.monotonic()
+    await asyncio.to_thread(outbox.add, urgent, urgent=True)
+    publisher.notify(urgent=True)
+    assert await until(cloud, lambda s: urgent[0].reading_id in s.stored, timeout_s)
+    return urgent[0].reading_id, time.monotonic() - sent
 
 
 def outbox_depth(path: Path) -> int:
