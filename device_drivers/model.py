@@ -198,8 +198,15 @@ class BloodPressureReading:
     @property
     def identity(self) -> tuple[str, ...]:
         """The idempotency key. Classic cuffs have no sequence numbers and resend stored readings
-        after a lost confirmation, so the key is device, user slot, time stamp and values (BLP)."""
-        stamp = self.device_time.isoformat() if self.device_time else "-"
+        after a lost confirmation, so the key is device, user slot, time stamp and values (BLP).
+        Without a time stamp a resend cannot be told from a new measurement with the same values
+        (bp_measurement): the moment it was received stands in for the time stamp, so two such
+        measurements stay two readings (a resend in a later session becomes a second reading,
+        flagged NO_DEVICE_TIME like the first; never a lost one)."""
+        if self.device_time is not None:
+            stamp = self.device_time.isoformat()
+        else:
+            stamp = f"rx {self.received_at.isoformat()}"
         if self.sequence_number is not None:
             return (self.device.key, self.kind.value, f"u{self.user_id}", str(self.sequence_number))
         values = "/".join(

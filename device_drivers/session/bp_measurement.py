@@ -9,7 +9,8 @@ because stored readings are resent when a confirmation was lost).
 Within one session a measurement with a time stamp that repeats an earlier one exactly (same user,
 time stamp, values, status) is a resend: it produces :class:`DuplicateMeasurement`, not a second
 :class:`MeasurementReceived`. Without a time stamp a resend cannot be told from a new measurement
-with the same values, so every such measurement is passed on. Across sessions,
+with the same values, so every such measurement is passed on (and its reading's identity carries
+the moment it was received: two such measurements never collapse into one). Across sessions,
 :func:`fresh_readings` filters converted readings against the identities already seen.
 
 Pure: no I/O, no clock.

@@ -105,6 +105,16 @@ def test_a_classic_cuff_resending_a_stored_reading_is_a_duplicate() -> None:
     assert len(second.duplicates) == 1
 
 
+def test_a_cuff_without_time_measuring_the_same_values_twice_gives_two_readings() -> None:
+    untimed = {"device_time": None, "measured_at": None}
+    first = process([pressure(128.0, 84.0, **untimed)], NOW, EdgeState.initial())
+    again_at = NOW + timedelta(minutes=1)  # the re-measurement AHA asks for, same values
+    again = pressure(128.0, 84.0, received_at=again_at, **untimed)
+    second = process([again], again_at, first.state)
+    assert len(first.readings) == len(second.readings) == 1
+    assert second.duplicates == ()
+
+
 def test_clock_trouble_is_flagged_and_reported() -> None:
     # records 1-2 were made while the meter ran 30 min fast; the household then set it right
     # (skew 0 s at this sync), so 1-2 land 30 min late, after record 3: they get TIME_FAULT.

@@ -78,6 +78,12 @@ def test_classic_cuff_identity_uses_user_time_and_values() -> None:
     assert bp().identity != bp(systolic_mmhg=143.0).identity
     assert bp(sequence_number=5).identity != bp(sequence_number=6).identity
 
+    # no time stamp: the same values measured twice are two readings, told apart by reception
+    untimed = bp(device_time=None, measured_at=None)
+    later = bp(device_time=None, measured_at=None, received_at=datetime(2026, 11, 25, tzinfo=UTC))
+    assert untimed.identity != later.identity
+    assert untimed.identity == bp(device_time=None, measured_at=None).identity  # a replay of it
+
 
 def test_uuid_forms() -> None:
     assert full_uuid(0x2A18) == "00002a18-0000-1000-8000-00805f9b34fb"
