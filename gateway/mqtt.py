@@ -78,7 +78,8 @@ _LOGGER = logging.getLogger(__name__)
 _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
 
 URGENT_EXTRA_INFLIGHT: Final = 16
-"""paho's in-flight limit is the bulk window plus this, so an urgent message is never queued."""
+"""paho's in-flight limit is the bulk window plus this, so an urgent message is never queued.
+A broker's lower MQTT 5 Receive Maximum caps both (a quarter of it kept beside the bulk)."""
 TICK_S: Final = 1.0
 _ENVELOPE_BYTES_GUESS: Final = 64 * 1024
 """A bulk envelope's size before one was sent (100 readings are ~54 KB), and the bulk bytes the
